@@ -1,0 +1,121 @@
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { z } from 'zod'
+
+/** The project root (where package.json lives). */
+export const ROOT_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+
+const csv = z
+  .string()
+  .transform((value) => value.split(',').map((part) => part.trim()).filter(Boolean))
+
+const intFromEnv = (defaultValue: number, min: number, max: number) =>
+  z.coerce.number().int().min(min).max(max).default(defaultValue)
+
+/**
+ * Every option Jobpost reads from the environment, with its default. Read once, here.
+ * Unknown `DATABASE_URL` schemes are rejected at start rather than guessed.
+ */
+const envSchema = z.object({
+  PORT: intFromEnv(3001, 0, 65535),
+  HOST: z.string().default('127.0.0.1'),
+  /** unset: `data/jobpost.sqlite`; `sqlite:PATH` (or `sqlite::memory:`); `postgres://...` */
+  DATABASE_URL: z.string().optional(),
+  ADMIN_EMAIL: z.string().optional(),
+  ADMIN_PASSWORD: z.string().optional(),
+  /** Allowed browser origins for CORS and the WebSocket upgrade; default: the server's own origin. */
+  CORS_ORIGINS: csv.optional(),
+  /** Plugins to load from content/plugins (comma-separated slugs). */
+  ACTIVE_PLUGINS: csv.default(['example-job-plugin']),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Bearer token lifetime. */
+  TOKEN_TTL_HOURS: intFromEnv(24 * 7, 1, 24 * 365),
+  /** Largest JSON body accepted, in bytes. */
+  BODY_LIMIT_BYTES: intFromEnv(256 * 1024, 1024, 50 * 1024 * 1024),
+  /** Run the job runtime inside the HTTP server process. */
+  RUN_WORKER: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
+  WORKER_CONCURRENCY: intFromEnv(10, 1, 1000),
+  /** Finished jobs older than this many days are removed automatically (0 turns it off). */
+  JOB_RETENTION_DAYS: intFromEnv(30, 0, 3650),
+  /** Login attempts allowed per address and per account in the window below. */
+  LOGIN_RATE_LIMIT: intFromEnv(10, 1, 10000),
+  LOGIN_RATE_WINDOW_MS: intFromEnv(15 * 60 * 1000, 1000, 24 * 3600 * 1000),
+  /** Express `trust proxy` setting; off by default so X-Forwarded-For cannot be spoofed. */
+  TRUST_PROXY: z.string().optional(),
+})
+
+export type DatabaseTarget =
+  | { dialect: 'sqlite'; filename: string }
+  | { dialect: 'postgres'; connectionString: string }
+
+export interface JobpostConfig {
+  port: number
+  host: string
+  database: DatabaseTarget
+  adminEmail?: string
+  adminPassword?: string
+  corsOrigins?: string[]
+  activePlugins: string[]
+  pluginsDir: string
+  logLevel: z.infer<typeof envSchema>['LOG_LEVEL']
+  tokenTtlMs: number
+  bodyLimitBytes: number
+  runWorker: boolean
+  workerConcurrency: number
+  jobRetentionDays: number
+  loginRateLimit: number
+  loginRateWindowMs: number
+  trustProxy?: string
+}
+
+export function parseDatabaseUrl(url: string | undefined): DatabaseTarget {
+  if (!url) return { dialect: 'sqlite', filename: path.join(ROOT_DIR, 'data', 'jobpost.sqlite') }
+  if (url.startsWith('sqlite:')) {
+    const file = url.slice('sqlite:'.length)
+    if (!file) throw new Error('DATABASE_URL "sqlite:" needs a path, or ":memory:".')
+    return { dialect: 'sqlite', filename: file === ':memory:' ? ':memory:' : path.resolve(file) }
+  }
+  if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
+    return { dialect: 'postgres', connectionString: url }
+  }
+  throw new Error(`DATABASE_URL must start with sqlite: or postgres:// (got ${JSON.stringify(url.split(':')[0])}).`)
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): JobpostConfig {
+  const parsed = envSchema.safeParse(env)
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`)
+    throw new Error(`Invalid configuration:\n  ${issues.join('\n  ')}`)
+  }
+  const e = parsed.data
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    database: parseDatabaseUrl(e.DATABASE_URL),
+    adminEmail: e.ADMIN_EMAIL,
+    adminPassword: e.ADMIN_PASSWORD,
+    corsOrigins: e.CORS_ORIGINS,
+    activePlugins: e.ACTIVE_PLUGINS,
+    pluginsDir: path.join(ROOT_DIR, 'content', 'plugins'),
+    logLevel: e.LOG_LEVEL,
+    tokenTtlMs: e.TOKEN_TTL_HOURS * 3600 * 1000,
+    bodyLimitBytes: e.BODY_LIMIT_BYTES,
+    runWorker: e.RUN_WORKER,
+    workerConcurrency: e.WORKER_CONCURRENCY,
+    jobRetentionDays: e.JOB_RETENTION_DAYS,
+    loginRateLimit: e.LOGIN_RATE_LIMIT,
+    loginRateWindowMs: e.LOGIN_RATE_WINDOW_MS,
+    trustProxy: e.TRUST_PROXY,
+  }
+}
+
+/** A config for tests and embedding: in-memory SQLite, no plugins, quiet logs, unless overridden. */
+export function testConfig(overrides: Partial<JobpostConfig> = {}): JobpostConfig {
+  return {
+    ...loadConfig({ LOG_LEVEL: 'silent' }),
+    database: { dialect: 'sqlite', filename: ':memory:' },
+    activePlugins: [],
+    port: 0,
+    ...overrides,
+  }
+}

@@ -1,0 +1,161 @@
+/**
+ * The Jobpost contract: the types shared by the server, plugins and the admin UI.
+ *
+ * Glossary
+ * - post:        a row of `posts`; every field beyond title/slug/status lives in `post_meta` rows.
+ * - job:         a post of type `jobs`; its fields are meta rows. `jobId` is its UUID (the post slug).
+ * - tracked job: a job a plugin drives itself through a JobHandle (start, updateProgress, complete...).
+ * - queued job:  a job whose `type` has a registered processor; the runtime claims and runs it.
+ * - attempt:     one run of a queued job; it holds a lease (`lockedUntil`) and an attempt token.
+ * - settle:      moving a job out of `running` (complete, fail, retry, cancel).
+ *
+ * This file has no runtime dependencies so that `admin-ui/` can import it as-is.
+ */
+
+export const JOB_STATUSES = [
+  'pending',
+  'running',
+  'paused',
+  'completed',
+  'completed_with_errors',
+  'failed',
+  'cancelled',
+] as const
+export type JobStatus = (typeof JOB_STATUSES)[number]
+
+export const FINAL_STATUSES: readonly JobStatus[] = ['completed', 'completed_with_errors', 'failed', 'cancelled']
+export const ACTIVE_STATUSES: readonly JobStatus[] = ['pending', 'running', 'paused']
+
+export function isFinalStatus(status: JobStatus): boolean {
+  return FINAL_STATUSES.includes(status)
+}
+
+/** The job object of the REST and WebSocket contract (`../shared/API.md`). Times are ISO-8601 UTC. */
+export interface Job {
+  id: number
+  jobId: string
+  name: string
+  description: string
+  type: string
+  status: JobStatus
+  progress: number
+  iconSvg: string | null
+  metadata: Record<string, unknown>
+  result: unknown
+  errorMessage: string | null
+  source: string | null
+  showNotification: boolean
+  priority: number
+  attempts: number
+  maxAttempts: number
+  runAt: string
+  timeout: number | null
+  createdBy: number | null
+  createdAt: string
+  updatedAt: string
+  startedAt: string | null
+  completedAt: string | null
+  /** Parent job (a chain or batch) this job belongs to, when any. */
+  parentJobId: string | null
+}
+
+export interface JobListFilters {
+  status?: JobStatus | JobStatus[]
+  type?: string
+  source?: string
+  search?: string
+  /** Only jobs created by this user id. */
+  createdBy?: number
+  parentJobId?: string
+  limit?: number
+  offset?: number
+}
+
+export interface JobList {
+  jobs: Job[]
+  total: number
+  limit: number
+  offset: number
+}
+
+export interface JobStats {
+  byStatus: Record<JobStatus, number>
+  byType: Record<string, number>
+  total: number
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors: stable codes, shared by the envelope and the UI.
+
+export const ERROR_CODES = [
+  'VALIDATION_FAILED',
+  'INVALID_JSON',
+  'UNSUPPORTED_MEDIA_TYPE',
+  'PAYLOAD_TOO_LARGE',
+  'UNAUTHENTICATED',
+  'FORBIDDEN',
+  'NOT_FOUND',
+  'JOB_NOT_FOUND',
+  'ILLEGAL_TRANSITION',
+  'LEASE_LOST',
+  'RATE_LIMITED',
+  'DATABASE_UNAVAILABLE',
+  'CONFLICT',
+  'INTERNAL_ERROR',
+] as const
+export type ErrorCode = (typeof ERROR_CODES)[number]
+
+export interface ApiError {
+  code: ErrorCode
+  message: string
+}
+
+export type ApiEnvelope<T> =
+  | { success: true; data: T; meta?: { total: number; limit: number; offset: number } }
+  | { success: false; error: ApiError }
+
+// ---------------------------------------------------------------------------------------------
+// Auth
+
+export const CAPABILITIES = ['manage_jobs', 'read_jobs', 'create_jobs', 'delete_jobs'] as const
+export type Capability = (typeof CAPABILITIES)[number]
+
+export const ROLES = ['administrator', 'editor', 'subscriber'] as const
+export type Role = (typeof ROLES)[number]
+
+export interface PublicUser {
+  id: number
+  email: string
+  roles: Role[]
+  capabilities: Capability[]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events: emitted on the hooks' event bus, and the source of WebSocket `job_update` messages.
+
+export interface JobEventMap {
+  'job:created': { job: Job }
+  'job:started': { job: Job }
+  'job:progress': { job: Job }
+  'job:retry': { job: Job; error: string; delayMs: number }
+  'job:completed': { job: Job }
+  'job:failed': { job: Job; error: string }
+  'job:cancelled': { job: Job }
+  'job:paused': { job: Job }
+  'job:resumed': { job: Job }
+  'job:updated': { job: Job }
+  'job:deleted': { jobId: string; createdBy: number | null }
+}
+export type JobEventName = keyof JobEventMap
+
+// ---------------------------------------------------------------------------------------------
+// WebSocket messages
+
+export type ServerMessage =
+  | { type: 'connected' }
+  | { type: 'job_update'; job: Job }
+  | { type: 'job_deleted'; jobId: string }
+  | { type: 'pong' }
+  | { type: 'error'; error: ApiError }
+
+export type ClientMessage = { type: 'ping' }

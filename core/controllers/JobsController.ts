@@ -1,0 +1,172 @@
+import { Router, type Request } from 'express'
+import { z } from 'zod'
+import { JOB_STATUSES, type JobStatus, type PublicUser } from '../contract.js'
+import type { AuthService } from '../auth/AuthService.js'
+import { can, canSeeAllJobs } from '../auth/capabilities.js'
+import { ForbiddenError, JobNotFoundError, ValidationError } from '../errors.js'
+import { sendData, sendList } from '../http/envelope.js'
+import { authenticate, requireCapability, requireJsonBody } from '../http/middleware.js'
+import { jobFieldsSchema, MAX_PRIORITY, MIN_PRIORITY, parseOrThrow } from '../registry/jobInput.js'
+import { toPublicJob, type JobRecord } from '../registry/jobRecord.js'
+import { MAX_LIST_LIMIT, type RegisterJobs } from '../registry/RegisterJobs.js'
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+const singleParam = (name: string, max = 200) =>
+  z.string({ error: `${name} must be given once` }).max(max, `${name} is too long`)
+
+const integerParam = (name: string, min: number, max: number) =>
+  singleParam(name, 12)
+    .regex(/^\d+$/, `${name} must be an integer from ${min} to ${max}`)
+    .transform(Number)
+    .refine((n) => n >= min && n <= max, `${name} must be an integer from ${min} to ${max}`)
+
+const listQuerySchema = z.strictObject({
+  status: z.union([z.string(), z.array(z.string()).max(JOB_STATUSES.length * 2)]).optional(),
+  type: singleParam('type', 100).optional(),
+  source: singleParam('source', 100).optional(),
+  search: singleParam('search', 200).optional(),
+  parentJobId: singleParam('parentJobId', 64).regex(UUID, 'parentJobId must be a UUID').optional(),
+  limit: integerParam('limit', 1, MAX_LIST_LIMIT).optional(),
+  offset: integerParam('offset', 0, 1_000_000_000).optional(),
+})
+
+const cleanupQuerySchema = z.strictObject({ daysOld: integerParam('daysOld', 1, 3650) })
+const exportQuerySchema = z.strictObject({ format: z.enum(['csv', 'json']).optional() })
+const prioritySchema = z.strictObject({ priority: z.number().int().min(MIN_PRIORITY).max(MAX_PRIORITY) })
+const emptyBodySchema = z.union([z.strictObject({}), z.undefined()])
+
+/** `status=a,b&status=c` → [a, b, c], each checked against the contract's statuses. */
+export function parseStatuses(raw: string | string[] | undefined): JobStatus[] | undefined {
+  if (raw === undefined) return undefined
+  const values = ([] as string[])
+    .concat(raw)
+    .flatMap((part) => part.split(','))
+    .map((part) => part.trim())
+    .filter(Boolean)
+  for (const value of values) {
+    if (!JOB_STATUSES.includes(value as JobStatus)) {
+      throw new ValidationError(`status must be one of ${JOB_STATUSES.join(', ')} (got ${JSON.stringify(value.slice(0, 40))}).`)
+    }
+  }
+  return values.length ? [...new Set(values as JobStatus[])] : undefined
+}
+
+export function canSeeJob(user: PublicUser, job: { createdBy: number | null }): boolean {
+  return canSeeAllJobs(user) || job.createdBy === user.id
+}
+
+export interface JobsControllerOptions {
+  auth: AuthService
+  jobs: RegisterJobs
+  /** Export of a job's items (batches add theirs); defaults to the job alone. */
+  exportJob?: (record: JobRecord, format: 'csv' | 'json') => Promise<{ body: string; contentType: string }>
+  /** Extra routes mounted on the same router before `/:jobId` (chains, priority...). */
+  extend?: (router: Router) => void
+}
+
+/**
+ * /api/v1/jobs: every route of the contract's Jobs table. Users without read_jobs see only
+ * their own jobs; everything else is 404 to them, so ids of other users' jobs do not leak.
+ */
+export function createJobsController(options: JobsControllerOptions): Router {
+  const { auth, jobs } = options
+  const router = Router()
+  router.use(authenticate(auth))
+
+  /** The job if the caller may see it; 404 otherwise (unknown and invisible look the same). */
+  async function visibleJob(req: Request): Promise<JobRecord> {
+    const jobId = String(req.params.jobId)
+    if (!UUID.test(jobId)) throw new ValidationError('jobId must be a UUID.')
+    const record = await jobs.getJobRecord(jobId)
+    if (!record || !canSeeJob(req.user!, record)) throw new JobNotFoundError(jobId)
+    return record
+  }
+
+  /** manage_jobs acts on any job; a creator with create_jobs acts on their own. */
+  function assertMayControl(user: PublicUser, record: JobRecord) {
+    if (can(user, 'manage_jobs')) return
+    if (record.createdBy === user.id && can(user, 'create_jobs')) return
+    throw new ForbiddenError('Only the job’s creator or a user with manage_jobs may change it.')
+  }
+
+  router.get('/', async (req, res) => {
+    const query = parseOrThrow(listQuerySchema, req.query)
+    const user = req.user!
+    const list = await jobs.getJobs({
+      status: parseStatuses(query.status),
+      type: query.type,
+      source: query.source,
+      search: query.search,
+      parentJobId: query.parentJobId,
+      createdBy: canSeeAllJobs(user) ? undefined : user.id,
+      limit: query.limit,
+      offset: query.offset,
+    })
+    sendList(res, list.jobs, { total: list.total, limit: list.limit, offset: list.offset })
+  })
+
+  router.get('/stats', async (req, res) => {
+    parseOrThrow(z.strictObject({}), req.query)
+    const user = req.user!
+    sendData(res, await jobs.stats({ createdBy: canSeeAllJobs(user) ? undefined : user.id }))
+  })
+
+  router.delete('/cleanup', requireCapability('manage_jobs'), async (req, res) => {
+    const { daysOld } = parseOrThrow(cleanupQuerySchema, req.query)
+    sendData(res, { deleted: await jobs.cleanupOldJobs(daysOld) })
+  })
+
+  router.post('/', requireCapability('create_jobs'), requireJsonBody, async (req, res) => {
+    const body = parseOrThrow(jobFieldsSchema, req.body)
+    const [record] = await jobs.createJobs([{ ...body, createdBy: req.user!.id }])
+    sendData(res, toPublicJob(record!), 201)
+  })
+
+  options.extend?.(router)
+
+  router.get('/:jobId', async (req, res) => {
+    sendData(res, toPublicJob(await visibleJob(req)))
+  })
+
+  const actions = {
+    cancel: (jobId: string) => jobs.cancel(jobId),
+    pause: (jobId: string) => jobs.pause(jobId),
+    resume: (jobId: string) => jobs.resume(jobId),
+    retry: (jobId: string) => jobs.retry(jobId),
+  }
+  for (const [action, run] of Object.entries(actions)) {
+    router.post(`/:jobId/${action}`, requireJsonBody, async (req, res) => {
+      parseOrThrow(emptyBodySchema, req.body)
+      const record = await visibleJob(req)
+      assertMayControl(req.user!, record)
+      sendData(res, toPublicJob(await run(record.jobId)))
+    })
+  }
+
+  router.post('/:jobId/priority', requireJsonBody, async (req, res) => {
+    const { priority } = parseOrThrow(prioritySchema, req.body)
+    const record = await visibleJob(req)
+    assertMayControl(req.user!, record)
+    sendData(res, toPublicJob(await jobs.setPriority(record.jobId, priority)))
+  })
+
+  router.delete('/:jobId', requireCapability('delete_jobs'), async (req, res) => {
+    const record = await visibleJob(req)
+    await jobs.deleteJob(record.jobId)
+    sendData(res, { deleted: true, jobId: record.jobId })
+  })
+
+  router.get('/:jobId/export', async (req, res) => {
+    const { format = 'json' } = parseOrThrow(exportQuerySchema, req.query)
+    const record = await visibleJob(req)
+    const exported = options.exportJob
+      ? await options.exportJob(record, format)
+      : { body: JSON.stringify({ job: toPublicJob(record), items: [] }, null, 2), contentType: 'application/json' }
+    res.setHeader('Content-Type', `${exported.contentType}; charset=utf-8`)
+    res.setHeader('Content-Disposition', `attachment; filename="job-${record.jobId}.${format}"`)
+    res.status(200).send(exported.body)
+  })
+
+  return router
+}

@@ -1,0 +1,180 @@
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import express, { Router, type RequestHandler } from 'express'
+import { migrateLatest } from '../migrations/index.js'
+import { AuthService } from './auth/AuthService.js'
+import { systemClock, type Clock } from './clock.js'
+import type { JobpostConfig } from './config.js'
+import { createAuthController } from './controllers/AuthController.js'
+import { createDatabase, type Database } from './db/createDatabase.js'
+import { createHttpApp } from './http/createHttpApp.js'
+import { authenticate } from './http/middleware.js'
+import { HookRegistry } from './hooks/Hooks.js'
+import { coreHooksFor, type PluginHooks } from './hooks/pluginHooks.js'
+import { createLogger, type Logger } from './logger.js'
+import { loadPlugins, type PluginLoadResult } from './plugins/loadPlugins.js'
+import jobsProvider, { type JobsService } from './providers/jobs-provider/index.js'
+import type { ProviderContext } from './providers/types.js'
+import { RealtimeServer } from './realtime/RealtimeServer.js'
+import { RegisterPostTypes } from './registry/RegisterPostTypes.js'
+import { PostStore } from './store/PostStore.js'
+import { UserStore } from './store/UserStore.js'
+
+export interface CreateJobpostOptions {
+  clock?: Clock
+  logger?: Logger
+  /** Start the job runtime in this process (default: config.runWorker). */
+  runWorker?: boolean
+  /** Serve HTTP and WebSocket (false for `npm run worker`). */
+  serveHttp?: boolean
+}
+
+export interface Jobpost {
+  config: JobpostConfig
+  logger: Logger
+  clock: Clock
+  db: Database
+  store: PostStore
+  hooks: HookRegistry
+  postTypes: RegisterPostTypes
+  auth: AuthService
+  realtime: RealtimeServer
+  jobs: JobsService['jobs']
+  processors: JobsService['processors']
+  runtime: JobsService['runtime']
+  plugins: PluginLoadResult
+  app: express.Express
+  server: http.Server
+  /** The plugin API for code that is not a plugin (tests, CLI). */
+  pluginHooks(owner: string): PluginHooks
+  /** Listens on config.port/host (0 = any free port); resolves with the base URL. */
+  listen(): Promise<string>
+  close(options?: { graceMs?: number }): Promise<void>
+}
+
+/**
+ * Builds the whole host: database and migrations, store, hooks, auth, core providers, plugins,
+ * HTTP + WebSocket. Nothing listens until `listen()`; the runtime starts with it.
+ */
+export async function createJobpost(config: JobpostConfig, options: CreateJobpostOptions = {}): Promise<Jobpost> {
+  const clock = options.clock ?? systemClock
+  const logger = options.logger ?? createLogger(config.logLevel)
+  const db = createDatabase(config.database)
+  try {
+    await migrateLatest(db.knex)
+  } catch (error) {
+    await db.close()
+    throw error
+  }
+  const store = new PostStore(db)
+  const hooks = new HookRegistry(logger)
+  const postTypes = new RegisterPostTypes()
+  const auth = new AuthService({
+    users: new UserStore(db),
+    clock,
+    tokenTtlMs: config.tokenTtlMs,
+    loginRateLimit: config.loginRateLimit,
+    loginRateWindowMs: config.loginRateWindowMs,
+  })
+  await auth.seedRoles()
+  if (await auth.seedAdministrator(config.adminEmail, config.adminPassword)) {
+    logger.info({ email: config.adminEmail }, 'Created the first administrator')
+  }
+  const realtime = new RealtimeServer({ auth, logger, clock, allowedOrigins: config.corsOrigins })
+
+  const apiRouters: { path: string; router: Router }[] = [{ path: '/auth', router: createAuthController(auth) }]
+  const requireUser = authenticate(auth)
+  const pluginRouters = new Map<string, Router>()
+  const contextFor = (name: string) => {
+    const router = Router()
+    pluginRouters.set(name, router)
+    return { name, config, logger: logger.child({ plugin: name }), router }
+  }
+  const registerPostType = (definition: Parameters<RegisterPostTypes['register']>[0]) => void postTypes.register(definition)
+
+  const providerContext: ProviderContext = {
+    ...contextFor('jobs-provider'),
+    store,
+    clock,
+    hookRegistry: hooks,
+    auth,
+    realtime,
+    addApiRouter: (path, router) => apiRouters.push({ path, router }),
+  }
+  const jobsService = await jobsProvider({ hooks: coreHooksFor('jobs-provider', hooks, registerPostType), context: providerContext })
+  const pluginHooks = (owner: string): PluginHooks => ({
+    ...coreHooksFor(owner, hooks, registerPostType),
+    ...jobsService.hooksFor(owner),
+  })
+
+  const plugins = await loadPlugins({
+    dir: config.pluginsDir,
+    active: config.activePlugins,
+    logger,
+    argsFor: (slug) => ({ hooks: pluginHooks(slug), context: contextFor(slug) }),
+  })
+  const pluginsRouter = Router()
+  for (const [name, router] of pluginRouters) pluginsRouter.use(`/${name}`, requireUser, router)
+  apiRouters.push({ path: '/plugins', router: pluginsRouter })
+  await hooks.doAction('init')
+
+  const app = createHttpApp({
+    logger,
+    bodyLimitBytes: config.bodyLimitBytes,
+    trustProxy: config.trustProxy,
+    corsOrigins: config.corsOrigins,
+    apiRouters,
+    mounts: await hooks.applyFilters<{ path: string; handler: RequestHandler | Router }[]>('http_mounts', []),
+  })
+  const server = http.createServer(app)
+  server.keepAliveTimeout = 5000
+  realtime.attach(server)
+
+  const runWorker = options.runWorker ?? config.runWorker
+  let closing: Promise<void> | undefined
+
+  return {
+    config,
+    logger,
+    clock,
+    db,
+    store,
+    hooks,
+    postTypes,
+    auth,
+    realtime,
+    jobs: jobsService.jobs,
+    processors: jobsService.processors,
+    runtime: jobsService.runtime,
+    plugins,
+    app,
+    server,
+    pluginHooks,
+    async listen() {
+      if (options.serveHttp !== false) {
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject)
+          server.listen(config.port, config.host, () => resolve())
+        })
+      }
+      if (runWorker) jobsService.runtime.start()
+      const address = server.address() as AddressInfo | null
+      return address ? `http://${config.host}:${address.port}` : ''
+    },
+    close(closeOptions = {}) {
+      closing ??= (async () => {
+        // Stop taking work first, then let in-flight requests and attempts finish.
+        const httpClosed = server.listening
+          ? new Promise<void>((resolve) => server.close(() => resolve()))
+          : Promise.resolve()
+        server.closeIdleConnections()
+        await realtime.close()
+        await jobsService.runtime.stop({ graceMs: closeOptions.graceMs })
+        await httpClosed
+        jobsService.jobs.close()
+        await db.close()
+      })()
+      return closing
+    },
+  }
+}

@@ -1,0 +1,121 @@
+import fs from 'node:fs'
+import path from 'node:path'
+import { createRequire } from 'node:module'
+import knexFactory, { type Knex } from 'knex'
+import type { DatabaseTarget } from '../config.js'
+
+const require = createRequire(import.meta.url)
+// knex ships its dialect classes as CommonJS; we extend the better-sqlite3 client below.
+const ClientBetterSqlite3: new (...args: any[]) => any = require('knex/lib/dialects/better-sqlite3/index.js')
+const TransactionSqlite: new (...args: any[]) => any = require('knex/lib/dialects/sqlite3/execution/sqlite-transaction.js')
+
+export type Dialect = 'sqlite' | 'postgres'
+
+export interface Database {
+  readonly knex: Knex
+  readonly dialect: Dialect
+  /** Runs `work` in one write transaction (BEGIN IMMEDIATE on SQLite). */
+  transaction<T>(work: (trx: Knex.Transaction) => Promise<T>): Promise<T>
+  close(): Promise<void>
+}
+
+/**
+ * Writes on SQLite start with BEGIN IMMEDIATE: the write lock is taken up front and waits under
+ * busy_timeout, instead of a deferred transaction failing with SQLITE_BUSY when it upgrades.
+ */
+class ImmediateTransaction extends TransactionSqlite {
+  begin(conn: unknown) {
+    return (this as any).query(conn, 'BEGIN IMMEDIATE;')
+  }
+}
+
+const statementCache = new WeakMap<object, Map<string, any>>()
+const STATEMENT_CACHE_SIZE = 200
+
+/** better-sqlite3 client with immediate transactions and a small prepared-statement cache. */
+class JobpostSqliteClient extends ClientBetterSqlite3 {
+  transaction(...args: unknown[]) {
+    return new ImmediateTransaction(this, ...(args as []))
+  }
+
+  async _query(connection: any, obj: any) {
+    if (!obj.sql) throw new Error('The query is empty')
+    let cache = statementCache.get(connection)
+    if (!cache) statementCache.set(connection, (cache = new Map()))
+    let statement = cache.get(obj.sql)
+    if (!statement) {
+      statement = connection.prepare(obj.sql)
+      if (cache.size >= STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value!)
+      cache.set(obj.sql, statement)
+    }
+    const bindings = (this as any)._formatBindings(obj.bindings)
+    if (statement.reader) {
+      obj.response = statement.all(bindings)
+      return obj
+    }
+    const response = statement.run(bindings)
+    obj.response = response
+    obj.context = { lastID: response.lastInsertRowid, changes: response.changes }
+    return obj
+  }
+}
+
+/** Pragmas set on every SQLite connection; busy_timeout first so that switching to WAL can wait. */
+function configureSqliteConnection(conn: any, filename: string) {
+  conn.pragma('busy_timeout = 5000')
+  if (filename !== ':memory:') conn.pragma('journal_mode = WAL')
+  conn.pragma('foreign_keys = ON')
+  conn.pragma('synchronous = NORMAL')
+}
+
+export function createDatabase(target: DatabaseTarget): Database {
+  if (target.dialect === 'sqlite') {
+    if (target.filename !== ':memory:') fs.mkdirSync(path.dirname(target.filename), { recursive: true })
+    const knex = knexFactory({
+      client: JobpostSqliteClient as any,
+      connection: { filename: target.filename },
+      useNullAsDefault: true,
+      // One connection per process: better-sqlite3 is synchronous, and one connection lets knex
+      // queue queries behind an open transaction instead of interleaving with it.
+      pool: {
+        min: 1,
+        max: 1,
+        afterCreate: (conn: any, done: (err: Error | null, conn: unknown) => void) => {
+          try {
+            configureSqliteConnection(conn, target.filename)
+            done(null, conn)
+          } catch (err) {
+            done(err as Error, conn)
+          }
+        },
+      },
+    })
+    return wrap(knex, 'sqlite')
+  }
+  const knex = knexFactory({
+    client: 'pg',
+    connection: { connectionString: target.connectionString },
+    pool: {
+      min: 0,
+      max: 10,
+      afterCreate: (conn: any, done: (err: Error | null, conn: unknown) => void) => {
+        conn.query("SET TIME ZONE 'UTC'", (err: Error | null) => done(err, conn))
+      },
+    },
+  })
+  return wrap(knex, 'postgres')
+}
+
+function wrap(knex: Knex, dialect: Dialect): Database {
+  let closed = false
+  return {
+    knex,
+    dialect,
+    transaction: (work) => knex.transaction(work),
+    async close() {
+      if (closed) return
+      closed = true
+      await knex.destroy()
+    },
+  }
+}

@@ -1,0 +1,97 @@
+import type { ErrorCode } from './contract.js'
+
+/** Base of every error Jobpost raises on purpose: a stable `code` and the HTTP status it maps to. */
+export class JobpostError extends Error {
+  readonly code: ErrorCode
+  readonly status: number
+  constructor(code: ErrorCode, message: string, status: number, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = new.target.name
+    this.code = code
+    this.status = status
+  }
+}
+
+export class ValidationError extends JobpostError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('VALIDATION_FAILED', message, 400, options)
+  }
+}
+
+export class UnauthenticatedError extends JobpostError {
+  constructor(message = 'Authentication is required.') {
+    super('UNAUTHENTICATED', message, 401)
+  }
+}
+
+export class ForbiddenError extends JobpostError {
+  constructor(message = 'You do not have the capability for this action.') {
+    super('FORBIDDEN', message, 403)
+  }
+}
+
+export class NotFoundError extends JobpostError {
+  constructor(message = 'Not found.', code: ErrorCode = 'NOT_FOUND') {
+    super(code, message, 404)
+  }
+}
+
+export class JobNotFoundError extends NotFoundError {
+  constructor(jobId: string) {
+    super(`Job ${JSON.stringify(jobId)} was not found.`, 'JOB_NOT_FOUND')
+  }
+}
+
+/** A state change the transition table does not allow; nothing was written. */
+export class IllegalTransitionError extends JobpostError {
+  constructor(
+    readonly action: string,
+    readonly from: string,
+  ) {
+    super('ILLEGAL_TRANSITION', `Cannot ${action} a job that is ${from}.`, 409)
+  }
+}
+
+/** A settle carried a stale attempt token: another attempt owns the job now. */
+export class LeaseLostError extends JobpostError {
+  constructor(jobId: string) {
+    super('LEASE_LOST', `The lease on job ${jobId} was lost to a newer attempt.`, 409)
+  }
+}
+
+export class ConflictError extends JobpostError {
+  constructor(message: string) {
+    super('CONFLICT', message, 409)
+  }
+}
+
+export class RateLimitedError extends JobpostError {
+  constructor(message = 'Too many requests; try again later.') {
+    super('RATE_LIMITED', message, 429)
+  }
+}
+
+export class DatabaseUnavailableError extends JobpostError {
+  constructor(options?: { cause?: unknown }) {
+    super('DATABASE_UNAVAILABLE', 'The database is unavailable; try again shortly.', 503, options)
+  }
+}
+
+/** Thrown by a processor to fail its job at once, without retries. */
+export class UnrecoverableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'UnrecoverableError'
+  }
+}
+
+/** Normalises anything thrown into an Error, once, at the boundary that caught it. */
+export function coerceError(thrown: unknown): Error {
+  if (thrown instanceof Error) return thrown
+  if (typeof thrown === 'string') return new Error(thrown)
+  try {
+    return new Error(JSON.stringify(thrown))
+  } catch {
+    return new Error(String(thrown))
+  }
+}

@@ -1,0 +1,71 @@
+import type { Router } from 'express'
+import type { Job, JobEventMap, JobEventName, JobList, JobListFilters } from '../contract.js'
+import type { JobpostConfig } from '../config.js'
+import type { Logger } from '../logger.js'
+import type { JobHandle } from '../registry/JobHandle.js'
+import type { CreateJobInput } from '../registry/jobInput.js'
+import type { PostTypeDefinition } from '../registry/RegisterPostTypes.js'
+import type { JobProcessor, ProcessorOptions } from '../runtime/ProcessorRegistry.js'
+import type { HookRegistry } from './Hooks.js'
+
+type Callback = (...args: any[]) => unknown
+
+/** Actions, filters, events and post types: what every provider and plugin gets. */
+export interface CoreHooks {
+  addAction(name: string, callback: Callback, priority?: number): void
+  removeAction(name: string, callback: Callback): boolean
+  doAction(name: string, ...args: unknown[]): Promise<void>
+  addFilter(name: string, callback: Callback, priority?: number): void
+  removeFilter(name: string, callback: Callback): boolean
+  applyFilters<T>(name: string, value: T, ...args: unknown[]): Promise<T>
+  /** Typed job events (`job:started`, `job:progress`, ...); returns the unsubscribe function. */
+  on<E extends JobEventName>(event: E, listener: (payload: JobEventMap[E]) => unknown): () => void
+  registerPostType(definition: PostTypeDefinition): void
+}
+
+export type EnqueueJobInput = Omit<CreateJobInput, 'name'> & { name?: string }
+
+/** The job API the jobs-provider adds to `hooks` (see ../shared/API.md, Plugin API). */
+export interface JobsHooks {
+  createJob(input: CreateJobInput): Promise<JobHandle>
+  registerJobProcessor(type: string, handler: JobProcessor, options?: ProcessorOptions): void
+  enqueueJob(input: EnqueueJobInput): Promise<Job>
+  enqueueJobs(inputs: EnqueueJobInput[]): Promise<Job[]>
+  getJobs(filters?: JobListFilters): Promise<JobList>
+  getJob(jobId: string): Promise<Job | null>
+  cleanupOldJobs(daysOld: number): Promise<number>
+}
+
+export type PluginHooks = CoreHooks & JobsHooks
+
+export interface PluginContext {
+  /** The plugin's slug (or the provider's name). */
+  name: string
+  config: Readonly<JobpostConfig>
+  logger: Logger
+  /**
+   * A router mounted at /api/v1/plugins/<name>, behind bearer authentication (req.user is set).
+   * Use `requireCapability` from core/http/middleware for capability checks.
+   */
+  router: Router
+}
+
+export type PluginModule = (args: { hooks: PluginHooks; context: PluginContext }) => void | Promise<void>
+
+/** Core hooks bound to one owner, so that errors in its callbacks are reported with its name. */
+export function coreHooksFor(
+  owner: string,
+  registry: HookRegistry,
+  registerPostType: (definition: PostTypeDefinition) => void,
+): CoreHooks {
+  return {
+    addAction: (name, callback, priority) => registry.addAction(name, callback, { priority, owner }),
+    removeAction: (name, callback) => registry.removeAction(name, callback),
+    doAction: (name, ...args) => registry.doAction(name, ...args),
+    addFilter: (name, callback, priority) => registry.addFilter(name, callback, { priority, owner }),
+    removeFilter: (name, callback) => registry.removeFilter(name, callback),
+    applyFilters: (name, value, ...args) => registry.applyFilters(name, value, ...args),
+    on: (event, listener) => registry.on(event, listener, owner),
+    registerPostType,
+  }
+}

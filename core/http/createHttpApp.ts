@@ -1,0 +1,67 @@
+import express, { type Express, type Router } from 'express'
+import helmet from 'helmet'
+import { NotFoundError } from '../errors.js'
+import type { Logger } from '../logger.js'
+import { errorHandler } from './middleware.js'
+
+export interface HttpAppOptions {
+  logger: Logger
+  bodyLimitBytes: number
+  trustProxy?: string
+  corsOrigins?: string[]
+  /** Mounted at /api/v1, in order. */
+  apiRouters: { path: string; router: Router }[]
+  /** Extra mounts outside the API (admin UI, /metrics). */
+  mounts?: { path: string; handler: express.RequestHandler | Router }[]
+}
+
+/** The Express app: security headers, JSON body parsing, the API routers, the error envelope. */
+export function createHttpApp(options: HttpAppOptions): Express {
+  const app = express()
+  app.disable('x-powered-by')
+  // Off unless configured: otherwise X-Forwarded-For would let a client choose its own address.
+  if (options.trustProxy) app.set('trust proxy', options.trustProxy)
+  app.use(
+    helmet({
+      contentSecurityPolicy: {
+        directives: { 'img-src': ["'self'", 'data:'], 'connect-src': ["'self'", 'ws:', 'wss:'] },
+      },
+    }),
+  )
+  app.use((req, res, next) => {
+    const started = process.hrtime.bigint()
+    res.on('finish', () => {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6
+      options.logger.debug({ method: req.method, url: req.originalUrl, status: res.statusCode, ms }, 'request')
+    })
+    next()
+  })
+  if (options.corsOrigins?.length) {
+    const allowed = new Set(options.corsOrigins)
+    app.use((req, res, next) => {
+      const origin = req.headers.origin
+      if (origin && allowed.has(origin)) {
+        res.setHeader('Access-Control-Allow-Origin', origin)
+        res.setHeader('Vary', 'Origin')
+        res.setHeader('Access-Control-Allow-Headers', 'Authorization, Content-Type')
+        res.setHeader('Access-Control-Allow-Methods', 'GET, POST, DELETE, OPTIONS')
+        if (req.method === 'OPTIONS') {
+          res.status(204).end()
+          return
+        }
+      }
+      next()
+    })
+  }
+
+  const api = express.Router()
+  api.use(express.json({ limit: options.bodyLimitBytes, strict: true, type: ['application/json', 'application/*+json'] }))
+  for (const { path, router } of options.apiRouters) api.use(path, router)
+  api.use(() => {
+    throw new NotFoundError('No such API route.')
+  })
+  app.use('/api/v1', api)
+  for (const mount of options.mounts ?? []) app.use(mount.path, mount.handler)
+  app.use(errorHandler(options.logger))
+  return app
+}

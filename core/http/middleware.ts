@@ -1,0 +1,114 @@
+import type { NextFunction, Request, RequestHandler, Response } from 'express'
+import type { Capability, PublicUser } from '../contract.js'
+import type { AuthService } from '../auth/AuthService.js'
+import { can } from '../auth/capabilities.js'
+import { ForbiddenError, JobpostError, UnauthenticatedError, coerceError } from '../errors.js'
+import type { Logger } from '../logger.js'
+import { sendError } from './envelope.js'
+
+declare global {
+  // eslint-disable-next-line @typescript-eslint/no-namespace
+  namespace Express {
+    interface Request {
+      user?: PublicUser
+      token?: string
+    }
+  }
+}
+
+export function bearerToken(header: string | undefined): string | null {
+  if (!header) return null
+  const match = /^Bearer\s+([A-Za-z0-9_\-.~+/]+=*)\s*$/i.exec(header)
+  return match ? match[1]! : null
+}
+
+/** 401 unless the request carries a valid, unrevoked bearer token. */
+export function authenticate(auth: AuthService): RequestHandler {
+  return async (req, _res, next) => {
+    const token = bearerToken(req.headers.authorization)
+    if (!token) throw new UnauthenticatedError('A bearer token is required.')
+    const user = await auth.authenticate(token)
+    if (!user) throw new UnauthenticatedError('The token is invalid, expired or revoked.')
+    req.user = user
+    req.token = token
+    next()
+  }
+}
+
+/** 403 unless the authenticated user has the capability (manage_jobs implies all). */
+export function requireCapability(capability: Capability): RequestHandler {
+  return (req, _res, next) => {
+    if (!req.user || !can(req.user, capability)) throw new ForbiddenError(`This action needs the ${capability} capability.`)
+    next()
+  }
+}
+
+/** 415 for a request body that is not JSON. */
+export const requireJsonBody: RequestHandler = (req, _res, next) => {
+  const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined
+  if (hasBody && !req.is('application/json')) {
+    throw new JobpostError('UNSUPPORTED_MEDIA_TYPE', 'The request body must be JSON (Content-Type: application/json).', 415)
+  }
+  next()
+}
+
+/** Maps every error to the contract's envelope; unknown errors become a 500 without details. */
+export function errorHandler(logger: Logger) {
+  return (thrown: unknown, req: Request, res: Response, _next: NextFunction) => {
+    if (res.headersSent) return
+    if (thrown instanceof JobpostError) {
+      sendError(res, thrown.status, { code: thrown.code, message: thrown.message })
+      return
+    }
+    const bodyError = thrown as { type?: string; status?: number }
+    if (bodyError?.type === 'entity.parse.failed') {
+      sendError(res, 400, { code: 'INVALID_JSON', message: 'The request body is not valid JSON.' })
+      return
+    }
+    if (bodyError?.type === 'entity.too.large') {
+      sendError(res, 413, { code: 'PAYLOAD_TOO_LARGE', message: 'The request body is too large.' })
+      return
+    }
+    if (bodyError?.type === 'charset.unsupported' || bodyError?.type === 'encoding.unsupported') {
+      sendError(res, 415, { code: 'UNSUPPORTED_MEDIA_TYPE', message: 'The request body encoding is not supported.' })
+      return
+    }
+    if (typeof bodyError?.status === 'number' && bodyError.status >= 400 && bodyError.status < 500) {
+      sendError(res, bodyError.status, { code: 'VALIDATION_FAILED', message: 'The request could not be read.' })
+      return
+    }
+    if (isDatabaseUnavailable(thrown)) {
+      logger.error({ err: coerceError(thrown) }, 'Database unavailable')
+      sendError(res, 503, { code: 'DATABASE_UNAVAILABLE', message: 'The database is unavailable; try again shortly.' })
+      return
+    }
+    logger.error({ err: coerceError(thrown), method: req.method, url: req.originalUrl }, 'Unhandled error')
+    sendError(res, 500, { code: 'INTERNAL_ERROR', message: 'Something went wrong on our side.' })
+  }
+}
+
+const UNAVAILABLE_CODES = new Set([
+  'SQLITE_BUSY',
+  'SQLITE_READONLY',
+  'SQLITE_READONLY_DBMOVED',
+  'SQLITE_CANTOPEN',
+  'SQLITE_IOERR',
+  'SQLITE_IOERR_WRITE',
+  'SQLITE_IOERR_READ',
+  'SQLITE_FULL',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  '57P01', // admin_shutdown
+  '57P03', // cannot_connect_now
+  '08006',
+  '08001',
+  '08003',
+])
+
+/** Database errors that mean "not now" rather than "your request is wrong". */
+export function isDatabaseUnavailable(thrown: unknown): boolean {
+  const code = (thrown as { code?: string })?.code
+  if (code && (UNAVAILABLE_CODES.has(code) || code.startsWith('SQLITE_IOERR') || code.startsWith('SQLITE_READONLY'))) return true
+  const name = (thrown as { name?: string })?.name
+  return name === 'KnexTimeoutError'
+}

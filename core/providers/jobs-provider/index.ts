@@ -1,0 +1,80 @@
+import type { JobEventName } from '../../contract.js'
+import { createJobsController } from '../../controllers/JobsController.js'
+import type { EnqueueJobInput, JobsHooks } from '../../hooks/pluginHooks.js'
+import { toPublicJob } from '../../registry/jobRecord.js'
+import { RegisterJobs } from '../../registry/RegisterJobs.js'
+import { JobRuntime } from '../../runtime/JobRuntime.js'
+import { ProcessorRegistry } from '../../runtime/ProcessorRegistry.js'
+import type { Provider } from '../types.js'
+import { jobsPostType } from './jobsPostType.js'
+
+export interface JobsService {
+  jobs: RegisterJobs
+  processors: ProcessorRegistry
+  runtime: JobRuntime
+  /** The job API for one plugin (its name becomes the default `source` and the error owner). */
+  hooksFor(owner: string): JobsHooks
+}
+
+/** Events that carry a job whose new state every allowed client should see. */
+const CHANGE_EVENTS: JobEventName[] = [
+  'job:created',
+  'job:started',
+  'job:retry',
+  'job:completed',
+  'job:failed',
+  'job:cancelled',
+  'job:paused',
+  'job:resumed',
+  'job:updated',
+]
+
+/**
+ * Registers the `jobs` post type and wires RegisterJobs, the processors, the runtime, the REST
+ * routes and the WebSocket broadcasts into the host.
+ */
+const jobsProvider: Provider<JobsService> = ({ hooks, context }) => {
+  hooks.registerPostType(jobsPostType)
+  const processors = new ProcessorRegistry()
+  const jobs = new RegisterJobs({
+    store: context.store,
+    hooks: context.hookRegistry,
+    clock: context.clock,
+    logger: context.logger,
+    queueDefaults: (type) => processors.get(type),
+  })
+  const runtime = new JobRuntime({
+    jobs,
+    processors,
+    hooks: context.hookRegistry,
+    clock: context.clock,
+    logger: context.logger,
+    concurrency: context.config.workerConcurrency,
+  })
+
+  for (const event of CHANGE_EVENTS) {
+    context.hookRegistry.on(event, (payload) => context.realtime.publish((payload as { job: any }).job, 'change'))
+  }
+  context.hookRegistry.on('job:progress', ({ job }) => context.realtime.publish(job, 'progress'))
+  context.hookRegistry.on('job:deleted', ({ jobId, createdBy }) => context.realtime.publishDeleted(jobId, createdBy))
+
+  context.addApiRouter('/jobs', createJobsController({ auth: context.auth, jobs }))
+
+  const hooksFor = (owner: string): JobsHooks => {
+    const enqueueInputs = (inputs: EnqueueJobInput[]) =>
+      inputs.map((input) => ({ source: owner, ...input, name: input.name ?? input.type }))
+    return {
+      createJob: (input) => jobs.createJob({ source: owner, ...input }),
+      registerJobProcessor: (type, handler, options) => processors.register(type, handler, options, owner),
+      enqueueJob: async (input) => toPublicJob((await jobs.createJobs(enqueueInputs([input]), { queue: true }))[0]!),
+      enqueueJobs: async (inputs) => (await jobs.createJobs(enqueueInputs(inputs), { queue: true })).map(toPublicJob),
+      getJobs: (filters) => jobs.getJobs(filters),
+      getJob: (jobId) => jobs.getJob(jobId),
+      cleanupOldJobs: (daysOld) => jobs.cleanupOldJobs(daysOld),
+    }
+  }
+
+  return { jobs, processors, runtime, hooksFor }
+}
+
+export default jobsProvider

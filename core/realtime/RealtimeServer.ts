@@ -1,0 +1,264 @@
+import type { IncomingMessage, Server } from 'node:http'
+import type { Duplex } from 'node:stream'
+import { WebSocketServer, type WebSocket } from 'ws'
+import type { Job, PublicUser, ServerMessage } from '../contract.js'
+import { systemClock, type Clock } from '../clock.js'
+import type { AuthService } from '../auth/AuthService.js'
+import { canSeeAllJobs } from '../auth/capabilities.js'
+import { bearerToken } from '../http/middleware.js'
+import type { Logger } from '../logger.js'
+
+export interface RealtimeOptions {
+  auth: AuthService
+  logger: Logger
+  clock?: Clock
+  /** Browser origins allowed besides the server's own. */
+  allowedOrigins?: string[]
+  path?: string
+  maxPayloadBytes?: number
+  heartbeatMs?: number
+  /** Progress updates of one job are sent at most once per this many ms (the last always is). */
+  coalesceMs?: number
+  /** A client whose unsent bytes pass this is too slow and is dropped. */
+  maxBufferedBytes?: number
+  maxConnectionsPerAddress?: number
+}
+
+interface Client {
+  socket: WebSocket
+  user: PublicUser
+  address: string
+  alive: boolean
+}
+
+interface JobPacing {
+  lastSentAt: number
+  pending?: Job
+  timer?: NodeJS.Timeout
+}
+
+/**
+ * The WebSocket side of Jobpost: authenticates the HTTP upgrade (bearer token or single-use
+ * ticket, Origin allowlist), then pushes `job_update` to every client allowed to see the job.
+ * Progress is coalesced per job; status changes go out at once.
+ */
+export class RealtimeServer {
+  private readonly wss: WebSocketServer
+  private readonly clients = new Set<Client>()
+  private readonly perAddress = new Map<string, number>()
+  private readonly pacing = new Map<string, JobPacing>()
+  private readonly clock: Clock
+  private readonly options: Required<Omit<RealtimeOptions, 'allowedOrigins' | 'clock'>> & { allowedOrigins: string[] }
+  private heartbeat?: NodeJS.Timeout
+  private closed = false
+  private readonly servers = new Map<Server, (req: IncomingMessage, socket: Duplex, head: Buffer) => void>()
+
+  constructor(options: RealtimeOptions) {
+    this.clock = options.clock ?? systemClock
+    this.options = {
+      path: '/ws',
+      maxPayloadBytes: 4 * 1024,
+      heartbeatMs: 30_000,
+      coalesceMs: 100,
+      maxBufferedBytes: 1024 * 1024,
+      maxConnectionsPerAddress: 50,
+      ...options,
+      allowedOrigins: options.allowedOrigins ?? [],
+    }
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: this.options.maxPayloadBytes, perMessageDeflate: false })
+    this.heartbeat = setInterval(() => this.beat(), this.options.heartbeatMs)
+    this.heartbeat.unref()
+  }
+
+  get clientCount(): number {
+    return this.clients.size
+  }
+
+  attach(server: Server): void {
+    const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      this.handleUpgrade(req, socket, head).catch((error) => {
+        this.options.logger.error({ err: error }, 'WebSocket upgrade failed')
+        refuse(socket, 503, 'DATABASE_UNAVAILABLE', 'Could not authenticate right now.')
+      })
+    }
+    this.servers.set(server, onUpgrade)
+    server.on('upgrade', onUpgrade)
+  }
+
+  /** Sends a job's new state to those allowed to see it; `progress` updates are coalesced. */
+  publish(job: Job, kind: 'progress' | 'change'): void {
+    if (this.closed) return
+    const now = this.clock.now()
+    let pacing = this.pacing.get(job.jobId)
+    if (!pacing) this.pacing.set(job.jobId, (pacing = { lastSentAt: -Infinity }))
+    if (kind === 'change') {
+      clearTimeout(pacing.timer)
+      pacing.timer = undefined
+      pacing.pending = undefined
+      this.sendNow(job, pacing, now)
+      return
+    }
+    const wait = pacing.lastSentAt + this.options.coalesceMs - now
+    if (wait <= 0 && !pacing.timer) {
+      this.sendNow(job, pacing, now)
+      return
+    }
+    pacing.pending = job
+    if (!pacing.timer) {
+      pacing.timer = setTimeout(() => {
+        const entry = this.pacing.get(job.jobId)
+        if (!entry) return
+        entry.timer = undefined
+        const latest = entry.pending
+        entry.pending = undefined
+        if (latest) this.sendNow(latest, entry, this.clock.now())
+      }, Math.max(0, wait))
+      pacing.timer.unref()
+    }
+  }
+
+  publishDeleted(jobId: string, createdBy: number | null): void {
+    const pacing = this.pacing.get(jobId)
+    if (pacing) clearTimeout(pacing.timer)
+    this.pacing.delete(jobId)
+    this.broadcast({ type: 'job_deleted', jobId }, { createdBy })
+  }
+
+  /** Closes every socket with 1001 (going away) and stops the timers. */
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    clearInterval(this.heartbeat)
+    for (const pacing of this.pacing.values()) clearTimeout(pacing.timer)
+    this.pacing.clear()
+    for (const [server, listener] of this.servers) server.off('upgrade', listener)
+    for (const client of this.clients) client.socket.close(1001, 'Server shutting down')
+    await new Promise<void>((resolve) => {
+      const deadline = setTimeout(() => {
+        for (const client of this.clients) client.socket.terminate()
+        resolve()
+      }, 1000)
+      deadline.unref()
+      const check = () => {
+        if (this.clients.size === 0) {
+          clearTimeout(deadline)
+          resolve()
+        } else setTimeout(check, 10).unref()
+      }
+      check()
+    })
+    await new Promise<void>((resolve) => this.wss.close(() => resolve()))
+  }
+
+  private sendNow(job: Job, pacing: JobPacing, now: number) {
+    pacing.lastSentAt = now
+    this.broadcast({ type: 'job_update', job }, job)
+    if (job.status !== 'running' && job.status !== 'paused' && job.status !== 'pending') {
+      // Final: nothing more will come for a while; forget the pacing once its window has passed.
+      const timer = setTimeout(() => {
+        if (this.pacing.get(job.jobId) === pacing && !pacing.timer) this.pacing.delete(job.jobId)
+      }, this.options.coalesceMs)
+      timer.unref()
+    }
+  }
+
+  private broadcast(message: ServerMessage, job: { createdBy: number | null }) {
+    const data = JSON.stringify(message)
+    for (const client of this.clients) {
+      if (!canSeeAllJobs(client.user) && job.createdBy !== client.user.id) continue
+      if (client.socket.readyState !== client.socket.OPEN) continue
+      if (client.socket.bufferedAmount > this.options.maxBufferedBytes) {
+        this.options.logger.warn({ user: client.user.id }, 'Dropping a WebSocket client that does not keep up')
+        client.socket.terminate()
+        continue
+      }
+      client.socket.send(data)
+    }
+  }
+
+  private async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer) {
+    const url = new URL(req.url ?? '/', 'http://localhost')
+    if (url.pathname !== this.options.path) return refuse(socket, 404, 'NOT_FOUND', 'No WebSocket endpoint here.')
+    if (this.closed) return refuse(socket, 503, 'DATABASE_UNAVAILABLE', 'The server is shutting down.')
+    if (!this.originAllowed(req)) return refuse(socket, 403, 'FORBIDDEN', 'This origin may not open a WebSocket.')
+    const address = req.socket.remoteAddress ?? 'unknown'
+    if ((this.perAddress.get(address) ?? 0) >= this.options.maxConnectionsPerAddress) {
+      return refuse(socket, 429, 'RATE_LIMITED', 'Too many WebSocket connections from this address.')
+    }
+    const user = await this.authenticate(req, url)
+    if (!user) return refuse(socket, 401, 'UNAUTHENTICATED', 'A valid bearer token or ticket is required.')
+    if (socket.destroyed) return
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, user, address))
+  }
+
+  private async authenticate(req: IncomingMessage, url: URL): Promise<PublicUser | null> {
+    const token = bearerToken(req.headers.authorization)
+    if (token) return this.options.auth.authenticate(token)
+    const tickets = url.searchParams.getAll('ticket')
+    if (tickets.length === 1 && tickets[0]!.length <= 128) return this.options.auth.redeemWsTicket(tickets[0]!)
+    return null
+  }
+
+  /** No Origin (not a browser) is fine; a browser's Origin must be ours or allowlisted. */
+  private originAllowed(req: IncomingMessage): boolean {
+    const origin = req.headers.origin
+    if (origin === undefined) return true
+    if (this.options.allowedOrigins.includes(origin)) return true
+    const host = req.headers.host
+    return host !== undefined && (origin === `http://${host}` || origin === `https://${host}`)
+  }
+
+  private accept(socket: WebSocket, user: PublicUser, address: string) {
+    const client: Client = { socket, user, address, alive: true }
+    this.clients.add(client)
+    this.perAddress.set(address, (this.perAddress.get(address) ?? 0) + 1)
+    socket.on('pong', () => {
+      client.alive = true
+    })
+    socket.on('message', (raw, isBinary) => this.onMessage(client, raw.toString(), isBinary))
+    socket.on('error', () => socket.terminate())
+    socket.on('close', () => {
+      this.clients.delete(client)
+      const left = (this.perAddress.get(address) ?? 1) - 1
+      if (left <= 0) this.perAddress.delete(address)
+      else this.perAddress.set(address, left)
+    })
+    socket.send(JSON.stringify({ type: 'connected' } satisfies ServerMessage))
+  }
+
+  private onMessage(client: Client, text: string, isBinary: boolean) {
+    let message: unknown
+    try {
+      message = isBinary ? undefined : JSON.parse(text)
+    } catch {
+      message = undefined
+    }
+    if (message && typeof message === 'object' && (message as { type?: unknown }).type === 'ping') {
+      client.socket.send(JSON.stringify({ type: 'pong' } satisfies ServerMessage))
+      return
+    }
+    const reply: ServerMessage = { type: 'error', error: { code: 'VALIDATION_FAILED', message: 'Unknown message; send {"type":"ping"}.' } }
+    client.socket.send(JSON.stringify(reply))
+  }
+
+  private beat() {
+    for (const client of this.clients) {
+      if (!client.alive) {
+        client.socket.terminate()
+        continue
+      }
+      client.alive = false
+      client.socket.ping()
+    }
+  }
+}
+
+function refuse(socket: Duplex, status: number, code: string, message: string) {
+  if (socket.destroyed) return
+  const body = JSON.stringify({ success: false, error: { code, message } })
+  const reason = { 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 429: 'Too Many Requests', 503: 'Service Unavailable' }[status] ?? 'Error'
+  socket.write(
+    `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  )
+  socket.destroy()
+}

@@ -1,0 +1,21 @@
+import type { Knex } from 'knex'
+import * as core from './001_core.js'
+
+/** Every migration, in order. Listed explicitly so the same list runs from source, tests and CLI. */
+const MIGRATIONS: Record<string, Knex.Migration> = {
+  '001_core': core,
+}
+
+export const migrationSource: Knex.MigrationSource<string> = {
+  getMigrations: async () => Object.keys(MIGRATIONS),
+  getMigrationName: (name) => name,
+  getMigration: async (name) => MIGRATIONS[name]!,
+}
+
+export async function migrateLatest(knex: Knex): Promise<void> {
+  await knex.migrate.latest({ migrationSource })
+}
+
+export async function migrateDown(knex: Knex): Promise<void> {
+  await knex.migrate.rollback({ migrationSource }, true)
+}
