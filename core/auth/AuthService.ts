@@ -58,17 +58,22 @@ export class AuthService {
   }
 
   /**
-   * Checks the password and issues a bearer token. Limited per client address and per account,
-   * so neither many accounts from one address nor many addresses against one account get through.
+   * Checks the password and issues a bearer token. Failed attempts are limited per client address
+   * and per account, so neither many accounts from one address nor many addresses against one
+   * account get through; once blocked, even a right password waits for the window to pass.
    */
   async login(input: { email: string; password: string; address: string }): Promise<{ token: string; user: PublicUser }> {
     const email = normaliseEmail(input.email)
-    const addressOk = this.byAddress.hit(input.address)
-    const accountOk = this.byAccount.hit(email)
-    if (!addressOk || !accountOk) throw new RateLimitedError('Too many login attempts; try again later.')
+    if (this.byAddress.isBlocked(input.address) || this.byAccount.isBlocked(email)) {
+      throw new RateLimitedError('Too many failed login attempts; try again later.')
+    }
     const user = await this.options.users.findUserByEmail(email)
     const valid = await verifyPassword(input.password, user?.passwordHash ?? (await dummyPasswordHash()))
-    if (!user || !valid) throw new UnauthenticatedError('The email or password is wrong.')
+    if (!user || !valid) {
+      this.byAddress.hit(input.address)
+      this.byAccount.hit(email)
+      throw new UnauthenticatedError('The email or password is wrong.')
+    }
     this.byAccount.reset(email)
     const token = await this.issue(user.id, 'bearer', this.options.tokenTtlMs)
     return { token, user: await this.publicUser(user.id, user.email) }

@@ -8,6 +8,13 @@ export class RateLimiter {
     private readonly options: { limit: number; windowMs: number; clock: Clock; maxKeys?: number },
   ) {}
 
+  /** Whether `key` has used up its hits in the current window (does not count one). */
+  isBlocked(key: string): boolean {
+    const window = this.windows.get(key)
+    if (!window || this.options.clock.now() - window.startedAt >= this.options.windowMs) return false
+    return window.count >= this.options.limit
+  }
+
   /** Counts one hit for `key`; returns false when the key is over its limit. */
   hit(key: string): boolean {
     const now = this.options.clock.now()
