@@ -3,12 +3,14 @@ import type { AddressInfo } from 'node:net'
 import express, { Router, type RequestHandler } from 'express'
 import { migrateLatest } from '../migrations/index.js'
 import { AuthService } from './auth/AuthService.js'
-import { systemClock, type Clock } from './clock.js'
+import { OffsetClock, systemClock, type Clock } from './clock.js'
+import { startCluster } from './cluster/index.js'
 import type { JobpostConfig } from './config.js'
 import { createAuthController } from './controllers/AuthController.js'
 import { createDatabase, type Database } from './db/createDatabase.js'
 import { createHttpApp } from './http/createHttpApp.js'
 import { authenticate } from './http/middleware.js'
+import { baseOpenApiDocument } from './http/openapi.js'
 import { HookRegistry } from './hooks/Hooks.js'
 import { coreHooksFor, type PluginHooks } from './hooks/pluginHooks.js'
 import { createLogger, type Logger } from './logger.js'
@@ -42,6 +44,7 @@ export interface Jobpost {
   jobs: JobsService['jobs']
   processors: JobsService['processors']
   runtime: JobsService['runtime']
+  workflows: JobsService['workflows']
   plugins: PluginLoadResult
   app: express.Express
   server: http.Server
@@ -57,7 +60,8 @@ export interface Jobpost {
  * HTTP + WebSocket. Nothing listens until `listen()`; the runtime starts with it.
  */
 export async function createJobpost(config: JobpostConfig, options: CreateJobpostOptions = {}): Promise<Jobpost> {
-  const clock = options.clock ?? systemClock
+  // On PostgreSQL several machines share the queue: time follows the database's clock (core/cluster).
+  const clock = options.clock ?? (config.database.dialect === 'postgres' ? new OffsetClock() : systemClock)
   const logger = options.logger ?? createLogger(config.logLevel)
   const db = createDatabase(config.database)
   try {
@@ -102,6 +106,19 @@ export async function createJobpost(config: JobpostConfig, options: CreateJobpos
     addApiRouter: (path, router) => apiRouters.push({ path, router }),
   }
   const jobsService = await jobsProvider({ hooks: coreHooksFor('jobs-provider', hooks, registerPostType), context: providerContext })
+  const runWorker = options.runWorker ?? config.runWorker
+  // Instance heartbeats; on PostgreSQL also the database clock and cross-instance broadcasts.
+  const cluster = await startCluster({
+    config,
+    store,
+    clock,
+    hooks,
+    realtime,
+    jobs: jobsService.jobs,
+    runtime: jobsService.runtime,
+    logger,
+    role: options.serveHttp === false ? 'worker' : 'server',
+  })
   const pluginHooks = (owner: string): PluginHooks => ({
     ...coreHooksFor(owner, hooks, registerPostType),
     ...jobsService.hooksFor(owner),
@@ -117,6 +134,11 @@ export async function createJobpost(config: JobpostConfig, options: CreateJobpos
   for (const [name, router] of pluginRouters) pluginsRouter.use(`/${name}`, requireUser, router)
   apiRouters.push({ path: '/plugins', router: pluginsRouter })
   await hooks.doAction('init')
+  const openapi = await hooks.applyFilters('openapi_document', baseOpenApiDocument())
+  const docsRouter = Router()
+  // Public, like the login route: it documents the API and holds no data.
+  docsRouter.get('/', (_req, res) => void res.json(openapi))
+  apiRouters.unshift({ path: '/openapi.json', router: docsRouter })
 
   const app = createHttpApp({
     logger,
@@ -130,7 +152,6 @@ export async function createJobpost(config: JobpostConfig, options: CreateJobpos
   server.keepAliveTimeout = 5000
   realtime.attach(server)
 
-  const runWorker = options.runWorker ?? config.runWorker
   let closing: Promise<void> | undefined
 
   return {
@@ -146,6 +167,7 @@ export async function createJobpost(config: JobpostConfig, options: CreateJobpos
     jobs: jobsService.jobs,
     processors: jobsService.processors,
     runtime: jobsService.runtime,
+    workflows: jobsService.workflows,
     plugins,
     app,
     server,
@@ -157,7 +179,10 @@ export async function createJobpost(config: JobpostConfig, options: CreateJobpos
           server.listen(config.port, config.host, () => resolve())
         })
       }
-      if (runWorker) jobsService.runtime.start()
+      if (runWorker) {
+        jobsService.runtime.start()
+        jobsService.workflows.start()
+      }
       const address = server.address() as AddressInfo | null
       return address ? `http://${config.host}:${address.port}` : ''
     },
@@ -170,7 +195,9 @@ export async function createJobpost(config: JobpostConfig, options: CreateJobpos
         server.closeIdleConnections()
         await realtime.close()
         await jobsService.runtime.stop({ graceMs: closeOptions.graceMs })
+        await jobsService.workflows.stop()
         await httpClosed
+        await cluster.stop()
         jobsService.jobs.close()
         await db.close()
       })()
