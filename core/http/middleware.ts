@@ -49,6 +49,11 @@ export const requireJsonBody: RequestHandler = (req, _res, next) => {
   if (hasBody && !req.is('application/json')) {
     throw new JobpostError('UNSUPPORTED_MEDIA_TYPE', 'The request body must be JSON (Content-Type: application/json).', 415)
   }
+  // JSON is UTF-8 (RFC 8259); the body parser would also decode utf-7/utf-16 bodies.
+  const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(req.headers['content-type'] ?? '')?.[1]?.toLowerCase()
+  if (hasBody && charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
+    throw new JobpostError('UNSUPPORTED_MEDIA_TYPE', 'The request body must be UTF-8 JSON.', 415)
+  }
   next()
 }
 

@@ -101,7 +101,24 @@ export function describeIssues(error: z.ZodError): string {
     .join('; ')
 }
 
+/**
+ * The first `__proto__` / `constructor` / `prototype` own key in raw input. JSON.parse creates
+ * them as own keys; a schema that copies keys (z.record, z.object) would silently turn
+ * `__proto__` into the copy's prototype and drop it, so they are refused before parsing.
+ */
+function findForbiddenKey(node: unknown, depth = 0): string | undefined {
+  if (depth > MAX_JSON_DEPTH + 1 || node === null || typeof node !== 'object') return undefined
+  for (const key of Object.keys(node)) {
+    if (FORBIDDEN_KEYS.has(key)) return key
+    const found = findForbiddenKey((node as Record<string, unknown>)[key], depth + 1)
+    if (found) return found
+  }
+  return undefined
+}
+
 export function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown): z.infer<S> {
+  const forbidden = findForbiddenKey(value)
+  if (forbidden) throw new ValidationError(`The input may not contain the key ${JSON.stringify(forbidden)}.`)
   const parsed = schema.safeParse(value)
   if (!parsed.success) throw new ValidationError(describeIssues(parsed.error))
   return parsed.data
