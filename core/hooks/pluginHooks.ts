@@ -6,6 +6,7 @@ import type { JobHandle } from '../registry/JobHandle.js'
 import type { CreateJobInput } from '../registry/jobInput.js'
 import type { PostTypeDefinition } from '../registry/RegisterPostTypes.js'
 import type { JobProcessor, ProcessorOptions } from '../runtime/ProcessorRegistry.js'
+import type { WorkflowHooks } from '../workflows/index.js'
 import type { HookRegistry } from './Hooks.js'
 
 type Callback = (...args: any[]) => unknown
@@ -26,7 +27,8 @@ export interface CoreHooks {
 export type EnqueueJobInput = Omit<CreateJobInput, 'name'> & { name?: string }
 
 /** The job API the jobs-provider adds to `hooks` (see ../shared/API.md, Plugin API). */
-export interface JobsHooks {
+/** Plus schedules, batches and chains: see WorkflowHooks in core/workflows/index.ts. */
+export interface JobsHooks extends WorkflowHooks {
   createJob(input: CreateJobInput): Promise<JobHandle>
   registerJobProcessor(type: string, handler: JobProcessor, options?: ProcessorOptions): void
   enqueueJob(input: EnqueueJobInput): Promise<Job>

@@ -5,6 +5,7 @@ import { toPublicJob } from '../../registry/jobRecord.js'
 import { RegisterJobs } from '../../registry/RegisterJobs.js'
 import { JobRuntime } from '../../runtime/JobRuntime.js'
 import { ProcessorRegistry } from '../../runtime/ProcessorRegistry.js'
+import { createWorkflows, type Workflows } from '../../workflows/index.js'
 import type { Provider } from '../types.js'
 import { jobsPostType } from './jobsPostType.js'
 
@@ -12,6 +13,8 @@ export interface JobsService {
   jobs: RegisterJobs
   processors: ProcessorRegistry
   runtime: JobRuntime
+  /** Schedules, batches, chains, retention (core/workflows). */
+  workflows: Workflows
   /** The job API for one plugin (its name becomes the default `source` and the error owner). */
   hooksFor(owner: string): JobsHooks
 }
@@ -58,7 +61,9 @@ const jobsProvider: Provider<JobsService> = ({ hooks, context }) => {
   context.hookRegistry.on('job:progress', ({ job }) => context.realtime.publish(job, 'progress'))
   context.hookRegistry.on('job:deleted', ({ jobId, createdBy }) => context.realtime.publishDeleted(jobId, createdBy))
 
+  const workflows = createWorkflows({ context, jobs, processors })
   context.addApiRouter('/jobs', createJobsController({ auth: context.auth, jobs }))
+  context.addApiRouter('/schedules', workflows.schedulesRouter)
 
   const hooksFor = (owner: string): JobsHooks => {
     const enqueueInputs = (inputs: EnqueueJobInput[]) =>
@@ -71,10 +76,11 @@ const jobsProvider: Provider<JobsService> = ({ hooks, context }) => {
       getJobs: (filters) => jobs.getJobs(filters),
       getJob: (jobId) => jobs.getJob(jobId),
       cleanupOldJobs: (daysOld) => jobs.cleanupOldJobs(daysOld),
+      ...workflows.hooksFor(owner),
     }
   }
 
-  return { jobs, processors, runtime, hooksFor }
+  return { jobs, processors, runtime, workflows, hooksFor }
 }
 
 export default jobsProvider
