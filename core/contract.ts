@@ -82,6 +82,23 @@ export interface JobStats {
   byStatus: Record<JobStatus, number>
   byType: Record<string, number>
   total: number
+  /** The Jobpost processes (servers and workers) on this database, from their heartbeats. */
+  instances?: ClusterInstance[]
+}
+
+/** One running Jobpost process, as its heartbeat reports it. */
+export interface ClusterInstance {
+  /** The worker id (`host:pid:random`). */
+  id: string
+  host: string
+  pid: number
+  /** `server` serves HTTP (and may run jobs); `worker` only runs jobs. */
+  role: 'server' | 'worker'
+  startedAt: string
+  lastSeen: string
+  /** Seen within the last three heartbeats. */
+  alive: boolean
+  runningJobs: number
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -205,7 +205,8 @@ export class RegisterJobs {
     const byType = await this.store.countByMeta(JOB_POST_TYPE, META.type, [], filters.createdBy)
     const byStatus = Object.fromEntries(JOB_STATUSES.map((status) => [status, byStatusRaw[status] ?? 0])) as Record<JobStatus, number>
     const total = Object.values(byStatus).reduce((sum, n) => sum + n, 0)
-    return { byStatus, byType, total }
+    // Filtered so that other parts of the host can add to it (core/cluster adds `instances`).
+    return this.hooks.applyFilters<JobStats>('jobs_stats', { byStatus, byType, total })
   }
 
   // ------------------------------------------------------------------------------------------

@@ -1,0 +1,188 @@
+import type { ClusterInstance, JobEventName, JobStats } from '../contract.js'
+import { OffsetClock, type Clock } from '../clock.js'
+import type { JobpostConfig } from '../config.js'
+import type { HookRegistry } from '../hooks/Hooks.js'
+import type { Logger } from '../logger.js'
+import type { RealtimeServer } from '../realtime/RealtimeServer.js'
+import type { RegisterJobs } from '../registry/RegisterJobs.js'
+import type { JobRuntime } from '../runtime/JobRuntime.js'
+import type { PostStore } from '../store/PostStore.js'
+import { followDatabaseClock } from './databaseClock.js'
+import { InstanceRegistry } from './InstanceRegistry.js'
+import { PgNotifier, type ClusterEvent } from './PgNotifier.js'
+
+export { InstanceRegistry, INSTANCE_POST_TYPE } from './InstanceRegistry.js'
+export { PgNotifier } from './PgNotifier.js'
+
+export interface ClusterOptions {
+  config: JobpostConfig
+  store: PostStore
+  clock: Clock
+  hooks: HookRegistry
+  realtime: RealtimeServer
+  jobs: RegisterJobs
+  runtime: JobRuntime
+  logger: Logger
+  role: ClusterInstance['role']
+  /** Heartbeat interval of the instance registry (default 5 s). */
+  heartbeatMs?: number
+}
+
+export interface Cluster {
+  readonly instanceId: string
+  readonly instances: InstanceRegistry
+  /** The LISTEN/NOTIFY link, on PostgreSQL only. */
+  readonly notifier: PgNotifier | null
+  stop(): Promise<void>
+}
+
+/** Events whose job every instance should re-read and broadcast as a change. */
+const CHANGE_EVENTS: JobEventName[] = [
+  'job:created',
+  'job:started',
+  'job:retry',
+  'job:completed',
+  'job:failed',
+  'job:cancelled',
+  'job:paused',
+  'job:resumed',
+  'job:updated',
+]
+
+/** The filter through which `GET /api/v1/jobs/stats` gets its `instances` field. */
+export const STATS_FILTER = 'jobs_stats'
+
+/**
+ * What makes several Jobpost processes on one database behave as one system:
+ * - every instance registers itself and writes heartbeats (listed in the jobs stats);
+ * - on PostgreSQL, the clock follows the database's (when it is an OffsetClock), and job events
+ *   travel between instances by LISTEN/NOTIFY, so a WebSocket client of any instance sees the jobs
+ *   that run on every other one. Claiming needs nothing here: it is FOR UPDATE SKIP LOCKED.
+ */
+export async function startCluster(options: ClusterOptions): Promise<Cluster> {
+  const { config, store, hooks, realtime, jobs, runtime, logger } = options
+  const log = logger.child({ component: 'cluster' })
+  const instanceId = runtime.workerId
+  const stops: (() => unknown)[] = []
+
+  if (config.database.dialect === 'postgres' && options.clock instanceof OffsetClock) {
+    stops.push(await followDatabaseClock({ store, clock: options.clock, logger: log }))
+  }
+
+  const instances = new InstanceRegistry({
+    store,
+    clock: options.clock,
+    logger: log,
+    instanceId,
+    role: options.role,
+    runningJobs: () => runtime.runningCount,
+    intervalMs: options.heartbeatMs,
+  })
+  await instances.start()
+  const addInstances = async (stats: JobStats) => ({ ...stats, instances: await instances.list() })
+  hooks.addFilter(STATS_FILTER, addInstances, { owner: 'cluster' })
+  stops.push(() => hooks.removeFilter(STATS_FILTER, addInstances))
+
+  let notifier: PgNotifier | null = null
+  if (config.database.dialect === 'postgres') {
+    const relay = new RemoteEventRelay({ jobs, realtime, runtime, logger: log })
+    notifier = new PgNotifier({
+      connectionString: config.database.connectionString,
+      instanceId,
+      logger: log,
+      onEvents: (events) => relay.receive(events),
+    })
+    await notifier.start()
+    const link = notifier
+    for (const event of CHANGE_EVENTS) {
+      stops.push(
+        hooks.on(
+          event,
+          (payload) => {
+            const { job } = payload as { job: { jobId: string; status: string } }
+            link.publish({ jobId: job.jobId, kind: 'change', claimable: job.status === 'pending' })
+          },
+          'cluster',
+        ),
+      )
+    }
+    stops.push(
+      hooks.on('job:progress', ({ job }) => link.publish({ jobId: job.jobId, kind: 'progress' }), 'cluster'),
+      hooks.on('job:deleted', ({ jobId, createdBy }) => link.publish({ jobId, kind: 'deleted', createdBy }), 'cluster'),
+    )
+    stops.push(() => relay.stop())
+  }
+
+  let stopped: Promise<void> | undefined
+  return {
+    instanceId,
+    instances,
+    notifier,
+    stop() {
+      stopped ??= (async () => {
+        for (const stop of stops.splice(0).reverse()) await stop()
+        await notifier?.close()
+        await instances.stop()
+      })()
+      return stopped
+    },
+  }
+}
+
+/**
+ * Applies other instances' events here: reads each job once (however many clients there are),
+ * hands it to the local realtime server, whose per-client filter and coalescing apply as for local
+ * events, and wakes the local runtime when a job became claimable (without a read). Reads of one job never overlap;
+ * events that arrive during a read cause one more read afterwards.
+ */
+class RemoteEventRelay {
+  private readonly inFlight = new Map<string, { again?: ClusterEvent['kind'] }>()
+  private stopped = false
+
+  constructor(
+    private readonly deps: { jobs: RegisterJobs; realtime: RealtimeServer; runtime: JobRuntime; logger: Logger },
+  ) {}
+
+  receive(events: ClusterEvent[]): void {
+    for (const event of events) {
+      if (this.stopped) return
+      if (event.kind === 'deleted') {
+        this.deps.realtime.publishDeleted(event.jobId, event.createdBy ?? null)
+        continue
+      }
+      if (event.claimable) this.deps.runtime.wake()
+      // With no WebSocket client here (a worker), there is nobody to read the job for.
+      if (this.deps.realtime.clientCount === 0) continue
+      const reading = this.inFlight.get(event.jobId)
+      if (reading) {
+        reading.again = reading.again === 'change' || event.kind === 'change' ? 'change' : 'progress'
+        continue
+      }
+      void this.read(event.jobId, event.kind)
+    }
+  }
+
+  stop(): void {
+    this.stopped = true
+  }
+
+  private async read(jobId: string, kind: ClusterEvent['kind']): Promise<void> {
+    const entry: { again?: ClusterEvent['kind'] } = {}
+    this.inFlight.set(jobId, entry)
+    try {
+      let next: ClusterEvent['kind'] | undefined = kind
+      while (next && !this.stopped) {
+        entry.again = undefined
+        const job = await this.deps.jobs.getJob(jobId)
+        if (job && !this.stopped) {
+          this.deps.realtime.publish(job, next === 'progress' ? 'progress' : 'change')
+        }
+        next = entry.again
+      }
+    } catch (error) {
+      this.deps.logger.warn({ err: error, jobId }, 'Could not read a job another instance changed')
+    } finally {
+      this.inFlight.delete(jobId)
+    }
+  }
+}
