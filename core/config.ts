@@ -35,6 +35,10 @@ const envSchema = z.object({
   /** Run the job runtime inside the HTTP server process. */
   RUN_WORKER: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
   WORKER_CONCURRENCY: intFromEnv(10, 1, 1000),
+  /** Lease of one attempt; a worker that stops renewing it for this long loses the job. */
+  WORKER_LEASE_MS: intFromEnv(30_000, 200, 3600_000),
+  /** How often a worker looks for due jobs it was not woken for (other processes, delays). */
+  WORKER_POLL_MS: intFromEnv(1000, 10, 60_000),
   /** Finished jobs older than this many days are removed automatically (0 turns it off). */
   JOB_RETENTION_DAYS: intFromEnv(30, 0, 3650),
   /** Login attempts allowed per address and per account in the window below. */
@@ -62,6 +66,8 @@ export interface JobpostConfig {
   bodyLimitBytes: number
   runWorker: boolean
   workerConcurrency: number
+  workerLeaseMs: number
+  workerPollMs: number
   jobRetentionDays: number
   loginRateLimit: number
   loginRateWindowMs: number
@@ -102,6 +108,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): JobpostConfig 
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
     runWorker: e.RUN_WORKER,
     workerConcurrency: e.WORKER_CONCURRENCY,
+    workerLeaseMs: e.WORKER_LEASE_MS,
+    workerPollMs: e.WORKER_POLL_MS,
     jobRetentionDays: e.JOB_RETENTION_DAYS,
     loginRateLimit: e.LOGIN_RATE_LIMIT,
     loginRateWindowMs: e.LOGIN_RATE_WINDOW_MS,

@@ -209,7 +209,7 @@ export class PostStore {
   /** Number of posts of a type per value of one meta key. */
   async countByMeta(postType: string, key: string, where: MetaCondition[] = [], authorId?: number): Promise<Record<string, number>> {
     const rows = await this.filteredPosts({ postType, where, authorId, limit: 0 })
-      .join('post_meta as g', (join) => join.on('g.post_id', 'p.id').andOnVal('g.meta_key', key))
+      .join('post_meta as g', (join) => join.on('g.post_id', 'p.id').andOn(keyIs(this.executor, 'g', key)))
       .select('g.meta_value as value')
       .count({ n: '*' })
       .groupBy('g.meta_value')
@@ -276,7 +276,7 @@ export class PostStore {
     limit: number
   }): Promise<{ postId: number; value: string }[]> {
     const k = this.executor
-    const builder = k('post_meta as s').select('s.post_id', 's.meta_value').where('s.meta_key', options.key)
+    const builder = k('post_meta as s').select('s.post_id', 's.meta_value').where(keyIs(k, 's', options.key))
     if (options.maxValue !== undefined) builder.where('s.meta_value', '<=', options.maxValue)
     if (options.below !== undefined) builder.where('s.meta_value', '<', options.below)
     if (options.suffixMax) {
@@ -285,7 +285,7 @@ export class PostStore {
     }
     if (options.filter) {
       const filter = options.filter
-      builder.join('post_meta as f', (join) => join.on('f.post_id', 's.post_id').andOnVal('f.meta_key', filter.key))
+      builder.join('post_meta as f', (join) => join.on('f.post_id', 's.post_id').andOn(keyIs(k, 'f', filter.key)))
       builder.whereIn('f.meta_value', [...filter.in])
     }
     const rows = await builder.orderBy('s.meta_value', 'asc').limit(options.limit)
@@ -296,11 +296,13 @@ export class PostStore {
    * Locks posts for the rest of the transaction and returns those it got. PostgreSQL skips rows
    * another transaction holds (SKIP LOCKED); SQLite's write transaction already excludes others.
    */
-  async lockPosts(ids: readonly number[]): Promise<number[]> {
+  async lockPosts(ids: readonly number[], options: { wait?: boolean } = {}): Promise<number[]> {
     if (!this.inTransaction) throw new Error('lockPosts needs a transaction.')
     if (ids.length === 0) return []
     if (this.dialect === 'sqlite') return [...ids]
-    const rows = await this.executor('posts').select('id').whereIn('id', [...ids]).forUpdate().skipLocked()
+    const query = this.executor('posts').select('id').whereIn('id', [...ids])
+    // With `wait`, rows are locked in id order (so that two waiting batches cannot deadlock).
+    const rows = options.wait ? await query.orderBy('id').forUpdate() : await query.forUpdate().skipLocked()
     const locked = new Set(rows.map((row: { id: number }) => Number(row.id)))
     return ids.filter((id) => locked.has(id))
   }
@@ -319,9 +321,21 @@ export class PostStore {
       for (let i = 0; i < upserts.length; i += IN_CHUNK) {
         await k('post_meta').insert(upserts.slice(i, i + IN_CHUNK)).onConflict(['post_id', 'meta_key']).merge(['meta_value'])
       }
-      const byKey = new Map<string, number[]>()
-      for (const [postId, key] of deletes) byKey.set(key, [...(byKey.get(key) ?? []), postId])
-      for (const [key, postIds] of byKey) await k('post_meta').where('meta_key', key).whereIn('post_id', postIds).delete()
+      // Posts that drop the same set of keys (the usual case in a batch) share one DELETE.
+      const keysByPost = new Map<number, string[]>()
+      for (const [postId, key] of deletes) keysByPost.set(postId, [...(keysByPost.get(postId) ?? []), key])
+      const byKeySet = new Map<string, { keys: string[]; postIds: number[] }>()
+      for (const [postId, keys] of keysByPost) {
+        const signature = [...keys].sort().join('\n')
+        const group = byKeySet.get(signature) ?? { keys, postIds: [] }
+        group.postIds.push(postId)
+        byKeySet.set(signature, group)
+      }
+      for (const { keys, postIds } of byKeySet.values()) {
+        for (let i = 0; i < postIds.length; i += IN_CHUNK) {
+          await k('post_meta').whereIn('post_id', postIds.slice(i, i + IN_CHUNK)).whereIn('meta_key', keys).delete()
+        }
+      }
       const ids = updates.map((update) => update.postId)
       for (let i = 0; i < ids.length; i += IN_CHUNK) {
         await k('posts').whereIn('id', ids.slice(i, i + IN_CHUNK)).update({ updated_at: updatedAt })
@@ -339,7 +353,7 @@ export class PostStore {
       const k = store.executor
       const rows = await k('post_meta')
         .select('post_id')
-        .where('meta_key', options.matchKey)
+        .where(keyIs(k, 'post_meta', options.matchKey))
         .whereIn('meta_value', [...options.matchValues])
       const ids = rows.map((row: { post_id: number }) => Number(row.post_id))
       if (ids.length) {
@@ -391,13 +405,13 @@ export class PostStore {
         const sub = k('post_meta as e')
           .select(k.raw('1'))
           .whereRaw('e.post_id = p.id')
-          .andWhere('e.meta_key', condition.key)
+          .andWhere(keyIs(k, 'e', condition.key))
         if (condition.exists) builder.whereExists(sub)
         else builder.whereNotExists(sub)
         return
       }
       builder.join(`post_meta as ${alias}`, (join) => {
-        join.on(`${alias}.post_id`, 'p.id').andOnVal(`${alias}.meta_key`, condition.key)
+        join.on(`${alias}.post_id`, 'p.id').andOn(keyIs(k, alias, condition.key))
       })
       const column = `${alias}.meta_value`
       if ('eq' in condition) builder.where(column, condition.eq)
@@ -416,6 +430,18 @@ export class PostStore {
     }
     return builder
   }
+}
+
+const META_KEY = /^[A-Za-z0-9_]{1,64}$/
+
+/**
+ * `alias.meta_key = 'key'` with the key as a literal, not a parameter: only then can SQLite (and
+ * PostgreSQL's generic plans) see that the query implies a partial index's `WHERE meta_key = 'key'`.
+ * Keys come from code, and are checked to be plain identifiers.
+ */
+function keyIs(k: Knex | Knex.Transaction, alias: string, key: string): Knex.Raw {
+  if (!META_KEY.test(key)) throw new Error(`Invalid meta key ${JSON.stringify(key)}.`)
+  return k.raw(`${alias}.meta_key = '${key}'`)
 }
 
 function extractId(row: unknown): number {

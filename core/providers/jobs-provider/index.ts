@@ -53,6 +53,8 @@ const jobsProvider: Provider<JobsService> = ({ hooks, context }) => {
     clock: context.clock,
     logger: context.logger,
     concurrency: context.config.workerConcurrency,
+    leaseMs: context.config.workerLeaseMs,
+    pollIntervalMs: context.config.workerPollMs,
   })
 
   for (const event of CHANGE_EVENTS) {
