@@ -91,6 +91,20 @@ describe('WebSocket /ws', () => {
     await client.close()
   })
 
+  it('broadcasts exactly one final state when complete() and fail() race', async () => {
+    const client = await connectWs(jobpost, { token: admin.token })
+    const job = await jobpost.pluginHooks('race').createJob({ name: 'race', type: 'ws' })
+    await job.start()
+    const results = await Promise.allSettled([job.complete('ok'), job.fail('boom')])
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1)
+    // Messages on one socket arrive in order: once the pong is here, every earlier update is too.
+    client.ws.send(JSON.stringify({ type: 'ping' }))
+    await client.next((m) => m.type === 'pong')
+    const finals = client.messages.filter(isUpdate(job.jobId, (j) => j.status === 'completed' || j.status === 'failed'))
+    expect(finals).toHaveLength(1)
+    await client.close()
+  })
+
   it('sends job_deleted to those who could see the job', async () => {
     const client = await connectWs(jobpost, { token: admin.token })
     const job = await jobpost.pluginHooks('del').createJob({ name: 'gone', type: 'ws' })
