@@ -6,7 +6,7 @@ import type { Logger } from '../logger.js'
 import { toPublicJob, type JobRecord } from '../registry/jobRecord.js'
 import type { RegisterJobs } from '../registry/RegisterJobs.js'
 import { backoffDelay } from './backoff.js'
-import type { ProcessorRegistry, RegisteredProcessor } from './ProcessorRegistry.js'
+import { CompletedWithErrors, type ProcessorRegistry, type RegisteredProcessor } from './ProcessorRegistry.js'
 
 export interface JobRuntimeOptions {
   jobs: RegisterJobs
@@ -234,6 +234,7 @@ export class JobRuntime {
       ])
       const failure = returnedFailure(result)
       if (failure) await this.settleFailure(record, processor, failure)
+      else if (result instanceof CompletedWithErrors) await jobs.complete(record.jobId, result.result, { attemptToken: token, withErrors: true })
       else await jobs.complete(record.jobId, result, { attemptToken: token })
     } catch (thrown) {
       if (thrown instanceof AttemptAborted) {

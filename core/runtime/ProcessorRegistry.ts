@@ -24,6 +24,11 @@ export type ProcessableJob = Job & { data: unknown }
  */
 export type JobProcessor = (job: ProcessableJob, context: ProcessorContext) => unknown | Promise<unknown>
 
+/** Returned by a processor to finish its job as `completed_with_errors` (a batch where some items failed). */
+export class CompletedWithErrors {
+  constructor(readonly result: unknown) {}
+}
+
 export interface ProcessorOptions {
   concurrency?: number
   maxAttempts?: number
