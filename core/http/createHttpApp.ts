@@ -32,7 +32,7 @@ export function createHttpApp(options: HttpAppOptions): Express {
     const started = process.hrtime.bigint()
     res.on('finish', () => {
       const ms = Number(process.hrtime.bigint() - started) / 1e6
-      options.logger.debug({ method: req.method, url: req.originalUrl, status: res.statusCode, ms }, 'request')
+      options.logger.info({ method: req.method, url: req.originalUrl, status: res.statusCode, ms: Math.round(ms * 10) / 10 }, 'request')
     })
     next()
   })
