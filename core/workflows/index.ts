@@ -1,4 +1,5 @@
 import type { Router } from 'express'
+import { mountChainRoutes } from '../controllers/ChainsController.js'
 import { createSchedulesController } from '../controllers/SchedulesController.js'
 import type { EnqueueJobInput } from '../hooks/pluginHooks.js'
 import type { ProviderContext } from '../providers/types.js'
@@ -7,6 +8,7 @@ import { toPublicJob, type JobRecord } from '../registry/jobRecord.js'
 import type { RegisterJobs } from '../registry/RegisterJobs.js'
 import type { ProcessorRegistry } from '../runtime/ProcessorRegistry.js'
 import { BatchEngine, type BatchItemHandler, type BatchItemInput, type BatchProcessorOptions } from './batches.js'
+import { ChainEngine, type ChainOptions, type ChainStep } from './chains.js'
 import { exportJob } from './exportJob.js'
 import { Scheduler, type Schedule, type ScheduleInput } from './schedules.js'
 
@@ -25,11 +27,19 @@ export interface WorkflowHooks {
   registerBatchProcessor(type: string, itemHandler: BatchItemHandler, options?: BatchProcessorOptions): void
   /** Enqueues a batch job (`data.items` = items, checked first). */
   enqueueBatch(input: EnqueueBatchInput): Promise<Job>
+  /**
+   * Enqueues steps that run one after another as children of a parent job of type `chain`;
+   * `{{steps[N].result.path}}` in a payload reads an earlier step's result. Resolves with the parent.
+   */
+  enqueueChain(steps: ChainStep[], options?: Omit<ChainOptions, 'source'>): Promise<Job>
 }
 
 export interface Workflows {
   scheduler: Scheduler
   batches: BatchEngine
+  chains: ChainEngine
+  /** JobsController's `extend`: POST /api/v1/jobs/chain. */
+  extendJobsRouter(router: Router): void
   /** JobsController's export: a job with its items (batch items or child jobs). */
   exportJob(record: JobRecord, format: 'csv' | 'json'): Promise<{ body: string; contentType: string }>
   hooksFor(owner: string): WorkflowHooks
@@ -47,6 +57,8 @@ export interface WorkflowsOptions {
   processors: ProcessorRegistry
   /** Tick interval of the scheduler (default 1 s). */
   tickIntervalMs?: number
+  /** How often running chains are reconciled (default 5 s). */
+  chainSweepMs?: number
 }
 
 /** Schedules, batches, chains and retention, built on RegisterJobs and the runtime. */
@@ -76,9 +88,15 @@ export function createWorkflows(options: WorkflowsOptions): Workflows {
     logger: context.logger,
   })
 
+  const chains = new ChainEngine({ store: context.store, jobs, hooks: context.hookRegistry, clock: context.clock, logger: context.logger })
+  let chainSweep: NodeJS.Timeout | undefined
+  let sweeping: Promise<void> | undefined
+
   return {
     scheduler,
     batches,
+    chains,
+    extendJobsRouter: (router) => mountChainRoutes(router, { chains }),
     exportJob: (record, format) => exportJob({ jobs, batches }, record, format),
     hooksFor: (owner) => ({
       scheduleJob: (input) => scheduler.schedule(input, owner),
@@ -88,13 +106,24 @@ export function createWorkflows(options: WorkflowsOptions): Workflows {
         const checked = batches.validateItems(items)
         return toPublicJob(await enqueue({ source: owner, ...input, data: { ...data, items: checked } }))
       },
+      enqueueChain: (steps, chainOptions) => chains.enqueue(steps, { ...chainOptions, source: owner }),
     }),
     schedulesRouter: createSchedulesController({ auth: context.auth, scheduler }),
     start() {
       scheduler.start()
+      chainSweep ??= setInterval(() => {
+        sweeping ??= chains
+          .sweep()
+          .catch((error) => context.logger.error({ err: error }, 'Chain sweep failed'))
+          .finally(() => (sweeping = undefined))
+      }, options.chainSweepMs ?? 5000)
+      chainSweep.unref()
     },
     async stop() {
+      clearInterval(chainSweep)
+      chainSweep = undefined
       await scheduler.stop()
+      await sweeping
     },
   }
 }

@@ -64,7 +64,7 @@ const jobsProvider: Provider<JobsService> = ({ hooks, context }) => {
   context.hookRegistry.on('job:deleted', ({ jobId, createdBy }) => context.realtime.publishDeleted(jobId, createdBy))
 
   const workflows = createWorkflows({ context, jobs, processors })
-  context.addApiRouter('/jobs', createJobsController({ auth: context.auth, jobs, exportJob: workflows.exportJob }))
+  context.addApiRouter('/jobs', createJobsController({ auth: context.auth, jobs, exportJob: workflows.exportJob, extend: workflows.extendJobsRouter }))
   context.addApiRouter('/schedules', workflows.schedulesRouter)
 
   const hooksFor = (owner: string): JobsHooks => {

@@ -1,0 +1,22 @@
+import type { Router } from 'express'
+import { z } from 'zod'
+import { sendData } from '../http/envelope.js'
+import { requireCapability, requireJsonBody } from '../http/middleware.js'
+import { parseOrThrow } from '../registry/jobInput.js'
+import { chainOptionsSchema, chainStepSchema, MAX_CHAIN_STEPS, type ChainEngine } from '../workflows/chains.js'
+
+const chainBodySchema = chainOptionsSchema.omit({ createdBy: true }).extend({
+  steps: z.array(chainStepSchema).min(1, 'a chain needs at least one step').max(MAX_CHAIN_STEPS),
+})
+
+/**
+ * POST /api/v1/jobs/chain (create_jobs): `{ name?, description?, metadata?, source?, steps: [{ type,
+ * payload?, name?, priority?, maxAttempts?, timeout? }] }` → 201 with the parent job. The chain and
+ * its steps belong to the caller, so users without read_jobs see them like their other jobs.
+ */
+export function mountChainRoutes(router: Router, options: { chains: ChainEngine }): void {
+  router.post('/chain', requireCapability('create_jobs'), requireJsonBody, async (req, res) => {
+    const { steps, ...rest } = parseOrThrow(chainBodySchema, req.body)
+    sendData(res, await options.chains.enqueue(steps, { ...rest, createdBy: req.user!.id }), 201)
+  })
+}
