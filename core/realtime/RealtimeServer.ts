@@ -19,8 +19,12 @@ export interface RealtimeOptions {
   heartbeatMs?: number
   /** Progress updates of one job are sent at most once per this many ms (the last always is). */
   coalesceMs?: number
-  /** A client whose unsent bytes pass this is too slow and is dropped. */
+  /**
+   * A client whose unsent bytes stay over this for `slowClientGraceMs` (or pass 16 times this at
+   * once) is too slow and is dropped. A burst that a healthy client drains at once is not slowness.
+   */
   maxBufferedBytes?: number
+  slowClientGraceMs?: number
   maxConnectionsPerAddress?: number
 }
 
@@ -29,6 +33,8 @@ interface Client {
   user: PublicUser
   address: string
   alive: boolean
+  /** When its unsent bytes first passed maxBufferedBytes (cleared once under again). */
+  slowSince?: number
 }
 
 interface JobPacing {
@@ -61,6 +67,7 @@ export class RealtimeServer {
       heartbeatMs: 30_000,
       coalesceMs: 100,
       maxBufferedBytes: 1024 * 1024,
+      slowClientGraceMs: 5000,
       maxConnectionsPerAddress: 50,
       ...options,
       allowedOrigins: options.allowedOrigins ?? [],
@@ -167,10 +174,17 @@ export class RealtimeServer {
     for (const client of this.clients) {
       if (!canSeeAllJobs(client.user) && job.createdBy !== client.user.id) continue
       if (client.socket.readyState !== client.socket.OPEN) continue
-      if (client.socket.bufferedAmount > this.options.maxBufferedBytes) {
-        this.options.logger.warn({ user: client.user.id }, 'Dropping a WebSocket client that does not keep up')
-        client.socket.terminate()
-        continue
+      const buffered = client.socket.bufferedAmount
+      if (buffered > this.options.maxBufferedBytes) {
+        const now = this.clock.now()
+        client.slowSince ??= now
+        if (buffered > this.options.maxBufferedBytes * 16 || now - client.slowSince > this.options.slowClientGraceMs) {
+          this.options.logger.warn({ user: client.user.id }, 'Dropping a WebSocket client that does not keep up')
+          client.socket.terminate()
+          continue
+        }
+      } else {
+        client.slowSince = undefined
       }
       client.socket.send(data)
     }
@@ -185,10 +199,26 @@ export class RealtimeServer {
     if ((this.perAddress.get(address) ?? 0) >= this.options.maxConnectionsPerAddress) {
       return refuse(socket, 429, 'RATE_LIMITED', 'Too many WebSocket connections from this address.')
     }
-    const user = await this.authenticate(req, url)
-    if (!user) return refuse(socket, 401, 'UNAUTHENTICATED', 'A valid bearer token or ticket is required.')
-    if (socket.destroyed) return
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, user, address))
+    // Hold the slot while authenticating, so that concurrent upgrades cannot all pass the check above.
+    this.perAddress.set(address, (this.perAddress.get(address) ?? 0) + 1)
+    let accepted = false
+    try {
+      const user = await this.authenticate(req, url)
+      if (!user) return refuse(socket, 401, 'UNAUTHENTICATED', 'A valid bearer token or ticket is required.')
+      if (socket.destroyed) return
+      this.wss.handleUpgrade(req, socket, head, (ws) => {
+        accepted = true
+        this.accept(ws, user, address)
+      })
+    } finally {
+      if (!accepted) this.release(address)
+    }
+  }
+
+  private release(address: string) {
+    const left = (this.perAddress.get(address) ?? 1) - 1
+    if (left <= 0) this.perAddress.delete(address)
+    else this.perAddress.set(address, left)
   }
 
   private async authenticate(req: IncomingMessage, url: URL): Promise<PublicUser | null> {
@@ -211,7 +241,6 @@ export class RealtimeServer {
   private accept(socket: WebSocket, user: PublicUser, address: string) {
     const client: Client = { socket, user, address, alive: true }
     this.clients.add(client)
-    this.perAddress.set(address, (this.perAddress.get(address) ?? 0) + 1)
     socket.on('pong', () => {
       client.alive = true
     })
@@ -219,9 +248,7 @@ export class RealtimeServer {
     socket.on('error', () => socket.terminate())
     socket.on('close', () => {
       this.clients.delete(client)
-      const left = (this.perAddress.get(address) ?? 1) - 1
-      if (left <= 0) this.perAddress.delete(address)
-      else this.perAddress.set(address, left)
+      this.release(address)
     })
     socket.send(JSON.stringify({ type: 'connected' } satisfies ServerMessage))
   }
