@@ -15,6 +15,7 @@ import { HookRegistry } from './hooks/Hooks.js'
 import { coreHooksFor, type PluginHooks } from './hooks/pluginHooks.js'
 import { createLogger, type Logger } from './logger.js'
 import { loadPlugins, type PluginLoadResult } from './plugins/loadPlugins.js'
+import adminUiProvider from './providers/admin-ui-provider/index.js'
 import jobsProvider, { type JobsService } from './providers/jobs-provider/index.js'
 import type { ProviderContext } from './providers/types.js'
 import { RealtimeServer } from './realtime/RealtimeServer.js'
@@ -106,6 +107,7 @@ export async function createJobpost(config: JobpostConfig, options: CreateJobpos
     addApiRouter: (path, router) => apiRouters.push({ path, router }),
   }
   const jobsService = await jobsProvider({ hooks: coreHooksFor('jobs-provider', hooks, registerPostType), context: providerContext })
+  adminUiProvider({ hooks: coreHooksFor('admin-ui-provider', hooks, registerPostType) })
   const runWorker = options.runWorker ?? config.runWorker
   // Instance heartbeats; on PostgreSQL also the database clock and cross-instance broadcasts.
   const cluster = await startCluster({

@@ -1,0 +1,180 @@
+import { getCurrentScope, inject, onScopeDispose, readonly, shallowRef, type InjectionKey } from 'vue'
+import { ApiRequestError } from '../api/client'
+import type { ServerMessage } from '../contract'
+
+export type SocketState = 'connecting' | 'open' | 'reconnecting' | 'stopped'
+
+export interface JobsSocketOptions {
+  /** A fresh single-use ticket from POST /api/v1/auth/ws-ticket; a 401 there ends the session. */
+  getTicket: () => Promise<string>
+  /** ws:// or wss:// URL of the endpoint (default: /ws on the page's own origin). */
+  url?: string
+  /** WebSocket constructor (default: the browser's). */
+  WebSocket?: typeof WebSocket
+  /** Called when the credentials are refused: no more reconnects (the app goes to login). */
+  onAuthFailure?: () => void
+  /** Reconnect delays: initialMs, doubled per failed try, at most maxMs, with jitter. */
+  backoff?: { initialMs?: number; maxMs?: number }
+  /** [0, 1): jitter source (tests pass a constant). */
+  random?: () => number
+}
+
+export interface ConnectedEvent {
+  /** false on the first connection, true after a reconnect. */
+  reconnect: boolean
+}
+
+export interface JobsSocket {
+  state: Readonly<import('vue').Ref<SocketState>>
+  /** Delay of the next reconnect, while `state` is 'reconnecting'. */
+  retryInMs: Readonly<import('vue').Ref<number | null>>
+  /** Every server message, and `connected` (with whether it is a reconnect). Returns an unsubscribe. */
+  subscribe(listener: (message: ServerMessage, event?: ConnectedEvent) => void): () => void
+  /** Skips the wait of a pending reconnect. */
+  reconnectNow(): void
+  stop(): void
+}
+
+export const JOBS_SOCKET_KEY: InjectionKey<JobsSocket> = Symbol('jobpost.jobsSocket')
+
+/** `retryInMs` for try number `attempt` (1-based): equal jitter on an exponential, capped. */
+export function backoffDelay(attempt: number, initialMs: number, maxMs: number, random: () => number): number {
+  const ceiling = Math.min(maxMs, initialMs * 2 ** Math.max(0, attempt - 1))
+  return Math.round(ceiling / 2 + (ceiling / 2) * random())
+}
+
+function defaultUrl(): string {
+  const { protocol, host } = globalThis.location
+  return `${protocol === 'https:' ? 'wss:' : 'ws:'}//${host}/ws`
+}
+
+/**
+ * One WebSocket to /ws, authenticated by a ticket per connection. Reconnects with backoff when the
+ * connection drops or cannot be made, but never after an auth failure (the ticket request answered
+ * 401): then it stops and calls `onAuthFailure`. Stops itself when the calling scope is disposed.
+ */
+export function useJobsSocket(options: JobsSocketOptions): JobsSocket {
+  const initialMs = options.backoff?.initialMs ?? 1000
+  const maxMs = options.backoff?.maxMs ?? 30_000
+  const random = options.random ?? Math.random
+  const Socket = options.WebSocket ?? globalThis.WebSocket
+  const state = shallowRef<SocketState>('connecting')
+  const retryInMs = shallowRef<number | null>(null)
+  const listeners = new Set<(message: ServerMessage, event?: ConnectedEvent) => void>()
+  let socket: WebSocket | null = null
+  let timer: ReturnType<typeof setTimeout> | undefined
+  let failures = 0
+  let everConnected = false
+  let stopped = false
+  /** Bumped on each connection attempt, so that late callbacks of an old one are ignored. */
+  let generation = 0
+
+  function emit(message: ServerMessage, event?: ConnectedEvent) {
+    for (const listener of [...listeners]) {
+      try {
+        listener(message, event)
+      } catch (error) {
+        console.error('A jobs socket listener threw', error)
+      }
+    }
+  }
+
+  function scheduleReconnect() {
+    if (stopped) return
+    failures += 1
+    const delay = backoffDelay(failures, initialMs, maxMs, random)
+    state.value = 'reconnecting'
+    retryInMs.value = delay
+    clearTimeout(timer)
+    timer = setTimeout(() => {
+      timer = undefined
+      void connect()
+    }, delay)
+  }
+
+  async function connect() {
+    if (stopped) return
+    const attempt = ++generation
+    state.value = everConnected ? 'reconnecting' : 'connecting'
+    retryInMs.value = null
+    let ticket: string
+    try {
+      ticket = await options.getTicket()
+    } catch (error) {
+      if (attempt !== generation || stopped) return
+      if (error instanceof ApiRequestError && error.isAuthFailure) {
+        stop()
+        options.onAuthFailure?.()
+        return
+      }
+      scheduleReconnect()
+      return
+    }
+    if (attempt !== generation || stopped) return
+    const ws = new Socket(`${options.url ?? defaultUrl()}?ticket=${encodeURIComponent(ticket)}`)
+    socket = ws
+    ws.onmessage = (event: MessageEvent) => {
+      if (attempt !== generation) return
+      let message: ServerMessage
+      try {
+        message = JSON.parse(String(event.data)) as ServerMessage
+      } catch {
+        return
+      }
+      if (message.type === 'connected') {
+        const reconnect = everConnected
+        everConnected = true
+        failures = 0
+        state.value = 'open'
+        emit(message, { reconnect })
+        return
+      }
+      emit(message)
+    }
+    ws.onclose = () => {
+      if (attempt !== generation) return
+      socket = null
+      scheduleReconnect()
+    }
+    // An error is followed by close; nothing to do here but keep it from being unhandled.
+    ws.onerror = () => undefined
+  }
+
+  function stop() {
+    stopped = true
+    generation += 1
+    clearTimeout(timer)
+    timer = undefined
+    state.value = 'stopped'
+    retryInMs.value = null
+    const current = socket
+    socket = null
+    if (current && current.readyState <= 1) current.close(1000, 'Client closed')
+  }
+
+  if (getCurrentScope()) onScopeDispose(stop)
+  void connect()
+
+  return {
+    state: readonly(state),
+    retryInMs: readonly(retryInMs),
+    subscribe(listener) {
+      listeners.add(listener)
+      return () => listeners.delete(listener)
+    },
+    reconnectNow() {
+      if (stopped || state.value !== 'reconnecting' || timer === undefined) return
+      clearTimeout(timer)
+      timer = undefined
+      void connect()
+    },
+    stop,
+  }
+}
+
+/** The shell's socket, for components below it. */
+export function injectJobsSocket(): JobsSocket {
+  const socket = inject(JOBS_SOCKET_KEY, null)
+  if (!socket) throw new Error('No jobs socket provided (JOBS_SOCKET_KEY)')
+  return socket
+}
