@@ -363,6 +363,22 @@ export class PostStore {
     })
   }
 
+  /**
+   * Posts of `postType` whose meta `parentKey` holds the slug of a `parentType` post that no longer
+   * exists (children left behind by a bulk delete), oldest first; for sweeping them in batches.
+   */
+  async findOrphanPostIds(options: { postType: string; parentKey: string; parentType: string; limit: number }): Promise<number[]> {
+    const k = this.executor
+    const rows = await k('posts as p')
+      .join('post_meta as m', (join) => join.on('m.post_id', 'p.id').andOnVal('m.meta_key', options.parentKey))
+      .where('p.post_type_slug', options.postType)
+      .whereNotExists(k('posts as q').select(k.raw('1')).where('q.post_type_slug', options.parentType).whereRaw('q.slug = m.meta_value'))
+      .select('p.id')
+      .orderBy('p.id', 'asc')
+      .limit(options.limit)
+    return rows.map((row: { id: number }) => Number(row.id))
+  }
+
   /** Deletes posts (meta and authors go with them by cascade). Returns how many were deleted. */
   async deletePosts(ids: readonly number[]): Promise<number> {
     let deleted = 0

@@ -4,7 +4,7 @@ import { IllegalTransitionError, LeaseLostError, UnrecoverableError, ValidationE
 import type { HookRegistry } from '../hooks/Hooks.js'
 import type { Logger } from '../logger.js'
 import { assertJsonValue, describeIssues, MAX_TIMEOUT_MS, parseOrThrow } from '../registry/jobInput.js'
-import { encodeJson, type JobRecord } from '../registry/jobRecord.js'
+import { encodeJson, JOB_POST_TYPE, type JobRecord } from '../registry/jobRecord.js'
 import type { RegisterJobs } from '../registry/RegisterJobs.js'
 import { backoffDelay, type BackoffOptions } from '../runtime/backoff.js'
 import {
@@ -371,6 +371,21 @@ export class BatchEngine {
       const ids = await this.options.store.findPostIds({
         postType: BATCH_ITEM_POST_TYPE,
         where: [{ key: IM.parentJobId, eq: jobId }],
+        limit: PAGE,
+      })
+      if (ids.length === 0) return deleted
+      deleted += await this.options.store.deletePosts(ids)
+    }
+  }
+
+  /** Deletes items whose batch job is gone (removed by cleanup), in pages; returns how many. */
+  async sweepOrphans(): Promise<number> {
+    let deleted = 0
+    for (;;) {
+      const ids = await this.options.store.findOrphanPostIds({
+        postType: BATCH_ITEM_POST_TYPE,
+        parentKey: IM.parentJobId,
+        parentType: JOB_POST_TYPE,
         limit: PAGE,
       })
       if (ids.length === 0) return deleted

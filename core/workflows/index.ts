@@ -10,6 +10,7 @@ import type { ProcessorRegistry } from '../runtime/ProcessorRegistry.js'
 import { BatchEngine, type BatchItemHandler, type BatchItemInput, type BatchProcessorOptions } from './batches.js'
 import { ChainEngine, type ChainOptions, type ChainStep } from './chains.js'
 import { exportJob } from './exportJob.js'
+import { Retention } from './retention.js'
 import { Scheduler, type Schedule, type ScheduleInput } from './schedules.js'
 
 export type EnqueueBatchInput = Omit<EnqueueJobInput, 'data'> & { items: BatchItemInput[]; data?: Record<string, unknown> }
@@ -38,6 +39,7 @@ export interface Workflows {
   scheduler: Scheduler
   batches: BatchEngine
   chains: ChainEngine
+  retention: Retention
   /** JobsController's `extend`: POST /api/v1/jobs/chain. */
   extendJobsRouter(router: Router): void
   /** JobsController's export: a job with its items (batch items or child jobs). */
@@ -59,6 +61,8 @@ export interface WorkflowsOptions {
   tickIntervalMs?: number
   /** How often running chains are reconciled (default 5 s). */
   chainSweepMs?: number
+  /** How often retention runs (default hourly). */
+  retentionIntervalMs?: number
 }
 
 /** Schedules, batches, chains and retention, built on RegisterJobs and the runtime. */
@@ -89,6 +93,13 @@ export function createWorkflows(options: WorkflowsOptions): Workflows {
   })
 
   const chains = new ChainEngine({ store: context.store, jobs, hooks: context.hookRegistry, clock: context.clock, logger: context.logger })
+  const retention = new Retention({
+    jobs,
+    sweepOrphans: () => batches.sweepOrphans(),
+    logger: context.logger,
+    retentionDays: context.config.jobRetentionDays,
+    intervalMs: options.retentionIntervalMs,
+  })
   let chainSweep: NodeJS.Timeout | undefined
   let sweeping: Promise<void> | undefined
 
@@ -96,6 +107,7 @@ export function createWorkflows(options: WorkflowsOptions): Workflows {
     scheduler,
     batches,
     chains,
+    retention,
     extendJobsRouter: (router) => mountChainRoutes(router, { chains }),
     exportJob: (record, format) => exportJob({ jobs, batches }, record, format),
     hooksFor: (owner) => ({
@@ -111,6 +123,7 @@ export function createWorkflows(options: WorkflowsOptions): Workflows {
     schedulesRouter: createSchedulesController({ auth: context.auth, scheduler }),
     start() {
       scheduler.start()
+      retention.start()
       chainSweep ??= setInterval(() => {
         sweeping ??= chains
           .sweep()
@@ -123,6 +136,7 @@ export function createWorkflows(options: WorkflowsOptions): Workflows {
       clearInterval(chainSweep)
       chainSweep = undefined
       await scheduler.stop()
+      await retention.stop()
       await sweeping
     },
   }
