@@ -33,7 +33,8 @@ export class ManualClock implements Clock {
  */
 export class OffsetClock implements Clock {
   private offsetMs = 0
-  constructor(private readonly local: Clock = systemClock) {}
+  /** `local` is this machine's clock; calibrations must be measured with it. */
+  constructor(readonly local: Clock = systemClock) {}
   now(): number {
     return this.local.now() + this.offsetMs
   }

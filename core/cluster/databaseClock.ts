@@ -1,4 +1,4 @@
-import { systemClock, type Clock, type OffsetClock } from '../clock.js'
+import type { Clock, OffsetClock } from '../clock.js'
 import type { Logger } from '../logger.js'
 import type { PostStore } from '../store/PostStore.js'
 
@@ -6,7 +6,7 @@ export interface DatabaseClockOptions {
   store: PostStore
   clock: OffsetClock
   logger: Logger
-  /** The local clock the OffsetClock is built on (default: the system clock). */
+  /** The local clock the OffsetClock is built on (default: the OffsetClock's own). */
   local?: Clock
   /** How often to re-measure the offset (default 60 s). */
   intervalMs?: number
@@ -20,7 +20,8 @@ export interface DatabaseClockOptions {
  * function.
  */
 export async function followDatabaseClock(options: DatabaseClockOptions): Promise<() => void> {
-  const local = options.local ?? systemClock
+  // Measured with the clock the offset is added to: otherwise a skewed local clock stays skewed.
+  const local = options.local ?? options.clock.local
   const samples = Math.max(1, options.samples ?? 3)
   const calibrate = async () => {
     let best: { reference: number; sentAt: number; receivedAt: number } | undefined
