@@ -1,9 +1,11 @@
 import type { Knex } from 'knex'
 import * as core from './001_core.js'
+import * as metaClustered from './002_meta_clustered.js'
 
 /** Every migration, in order. Listed explicitly so the same list runs from source, tests and CLI. */
 const MIGRATIONS: Record<string, Knex.Migration> = {
   '001_core': core,
+  '002_meta_clustered': metaClustered,
 }
 
 export const migrationSource: Knex.MigrationSource<string> = {

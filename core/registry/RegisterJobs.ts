@@ -12,7 +12,7 @@ import { isoNow, type Clock } from '../clock.js'
 import { ConflictError, IllegalTransitionError, JobNotFoundError, LeaseLostError, ValidationError } from '../errors.js'
 import type { HookRegistry } from '../hooks/Hooks.js'
 import type { Logger } from '../logger.js'
-import type { MetaCondition, MetaWrite, NewPost, PostStore } from '../store/PostStore.js'
+import type { MetaCondition, MetaWrite, NewPost, PostRecord, PostStore } from '../store/PostStore.js'
 import { sanitizeSvg } from '../security/sanitizeSvg.js'
 import { JobHandle } from './JobHandle.js'
 import { assertJsonValue, parseOrThrow, pluginJobSchema, type CreateJobInput, type ParsedJobInput } from './jobInput.js'
@@ -73,6 +73,9 @@ export class RegisterJobs {
   private readonly chains = new Map<string, Promise<unknown>>()
   /** Timeouts and abort controllers of tracked jobs started in this process. */
   private readonly tracked = new Map<string, { controller: AbortController; timer?: NodeJS.Timeout }>()
+  /** Runtime completions waiting to be settled together (see completeAttempt). */
+  private readonly pendingCompletes: PendingComplete[] = []
+  private completing = false
 
   constructor(options: RegisterJobsOptions) {
     this.store = options.store
@@ -206,7 +209,7 @@ export class RegisterJobs {
     const byStatus = Object.fromEntries(JOB_STATUSES.map((status) => [status, byStatusRaw[status] ?? 0])) as Record<JobStatus, number>
     const total = Object.values(byStatus).reduce((sum, n) => sum + n, 0)
     // Filtered so that other parts of the host can add to it (core/cluster adds `instances`).
-    return this.hooks.applyFilters<JobStats>('jobs_stats', { byStatus, byType, total })
+    return this.hooks.applyFilters<JobStats>('jobs_stats', { byStatus, byType, total }, filters)
   }
 
   // ------------------------------------------------------------------------------------------
@@ -261,6 +264,83 @@ export class RegisterJobs {
     this.settleTracked(jobId)
     this.hooks.safeEmit('job:completed', { job: toPublicJob(record) })
     return record
+  }
+
+  /**
+   * Completes a runtime attempt, like `complete` with its attempt token. Completions that arrive
+   * together are settled in one transaction (one lock, one read, one write for all of them), each
+   * still checked under the lock against its attempt token and the transition table; every caller
+   * gets its own record or error (LeaseLostError, IllegalTransitionError, JobNotFoundError).
+   */
+  completeAttempt(attempt: JobRecord, result?: unknown, options: { withErrors?: boolean } = {}): Promise<JobRecord> {
+    const token = attempt.attemptToken
+    if (!token) return this.complete(attempt.jobId, result, options)
+    assertJsonValue(result ?? null, 'result')
+    // Through the job's chain, so that it applies after this process's earlier writes to the job.
+    return this.serialize(attempt.jobId, () => {
+      const settled = new Promise<JobRecord>((resolve, reject) => {
+        this.pendingCompletes.push({ postId: attempt.id, jobId: attempt.jobId, token, result, withErrors: options.withErrors === true, resolve, reject })
+      })
+      this.flushCompletes()
+      return settled
+    })
+  }
+
+  /** One settle transaction at a time; completions that arrive meanwhile form the next batch. */
+  private flushCompletes(): void {
+    if (this.completing || this.pendingCompletes.length === 0) return
+    this.completing = true
+    const batch = this.pendingCompletes.splice(0, SETTLE_BATCH)
+    void this.settleCompletes(batch).finally(() => {
+      this.completing = false
+      this.flushCompletes()
+    })
+  }
+
+  private async settleCompletes(batch: PendingComplete[]): Promise<void> {
+    let outcomes: ({ record: JobRecord } | { error: unknown })[]
+    try {
+      outcomes = await this.store.transaction(async (store) => {
+        const ids = batch.map((item) => item.postId)
+        await store.lockPosts(ids, { wait: true })
+        const posts = new Map((await store.getPosts(ids)).map((post) => [post.id, post]))
+        const now = isoNow(this.clock)
+        const updates: { postId: number; meta: MetaWrite }[] = []
+        const results = batch.map((item) => {
+          const post = posts.get(item.postId)
+          if (!post) return { error: new JobNotFoundError(item.jobId) }
+          const current = jobRecordFromPost(post)
+          if (current.attemptToken !== item.token) return { error: new LeaseLostError(item.jobId) }
+          try {
+            const next = nextStatus(item.withErrors ? 'completeWithErrors' : 'complete', current.status, current.pausedFrom)
+            const meta: MetaWrite = {
+              [META.status]: next,
+              [META.result]: encodeJson(item.result),
+              [META.progress]: '100',
+              [META.completedAt]: now,
+              [META.errorMessage]: null,
+              ...released(),
+            }
+            updates.push({ postId: item.postId, meta })
+            return { record: jobRecordFromPost(withWrites(post, meta, now)) }
+          } catch (error) {
+            return { error }
+          }
+        })
+        await store.writeMetaMany(updates, now)
+        return results
+      })
+    } catch (error) {
+      for (const item of batch) item.reject(error)
+      return
+    }
+    batch.forEach((item, index) => {
+      const outcome = outcomes[index]!
+      if ('error' in outcome) return item.reject(outcome.error)
+      this.settleTracked(item.jobId)
+      this.hooks.safeEmit('job:completed', { job: toPublicJob(outcome.record) })
+      item.resolve(outcome.record)
+    })
   }
 
   async fail(jobId: string, message: string, options: SettleOptions = {}): Promise<JobRecord> {
@@ -386,15 +466,15 @@ export class RegisterJobs {
     let deleted = 0
     for (;;) {
       const batch = await this.store.transaction(async (store) => {
-        const ids = await store.findPostIds({
+        // Oldest first along the completed_at index: each batch costs O(log n + batch).
+        const rows = await store.scanMeta({
+          key: META.completedAt,
+          below: cutoff,
+          filter: { key: META.status, in: FINAL_STATUSES },
           postType: JOB_POST_TYPE,
-          where: [
-            { key: META.completedAt, lt: cutoff },
-            { key: META.status, in: FINAL_STATUSES },
-          ],
           limit: CLEANUP_BATCH,
         })
-        return store.deletePosts(ids)
+        return store.deletePosts(rows.map((row) => row.postId))
       })
       deleted += batch
       if (batch < CLEANUP_BATCH) return deleted
@@ -447,7 +527,9 @@ export class RegisterJobs {
         } satisfies MetaWrite,
       }))
       await store.writeMetaMany(updates, now)
-      return (await store.getPosts(chosen.map((record) => record.id))).map(jobRecordFromPost)
+      // The rows are ours until commit, so the written state is known without reading it back.
+      const byId = new Map(records.map((post) => [post.id, post]))
+      return updates.map((update) => jobRecordFromPost(withWrites(byId.get(update.postId)!, update.meta, now)))
     })
     for (const record of claimed) this.hooks.safeEmit('job:started', { job: toPublicJob(record) })
     return claimed
@@ -573,6 +655,29 @@ export class RegisterJobs {
     for (const entry of this.tracked.values()) clearTimeout(entry.timer)
     this.tracked.clear()
   }
+}
+
+/** Most runtime completions settled in one transaction. */
+const SETTLE_BATCH = 200
+
+interface PendingComplete {
+  postId: number
+  jobId: string
+  token: string
+  result: unknown
+  withErrors: boolean
+  resolve(record: JobRecord): void
+  reject(error: unknown): void
+}
+
+/** A post as it is after `meta` was written to it (for rows locked by the writer). */
+function withWrites(post: PostRecord, meta: MetaWrite, updatedAt: string): PostRecord {
+  const merged = { ...post.meta }
+  for (const [key, value] of Object.entries(meta)) {
+    if (value === null) delete merged[key]
+    else merged[key] = value
+  }
+  return { ...post, meta: merged, updatedAt }
 }
 
 /** Meta writes that release a job's place in the queue and its lease. */

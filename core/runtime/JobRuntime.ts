@@ -235,7 +235,8 @@ export class JobRuntime {
       const failure = returnedFailure(result)
       if (failure) await this.settleFailure(record, processor, failure)
       else if (result instanceof CompletedWithErrors) await jobs.complete(record.jobId, result.result, { attemptToken: token, withErrors: true })
-      else await jobs.complete(record.jobId, result, { attemptToken: token })
+      // Batched with other completions (one transaction), still fenced by the attempt token.
+      else await jobs.completeAttempt(record, result)
     } catch (thrown) {
       if (thrown instanceof AttemptAborted) {
         await this.settleAbort(record, processor, thrown)

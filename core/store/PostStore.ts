@@ -94,19 +94,30 @@ export class PostStore {
     return this.transaction(async (store) => {
       const k = store.executor
       const ids: number[] = []
-      // One INSERT per post keeps id/post pairing exact on both dialects; meta goes in bulk.
-      for (const post of posts) {
-        const rows = await k('posts')
-          .insert({
-            post_type_slug: post.postType,
-            title: post.title,
-            slug: post.slug,
-            status: post.status ?? 'publish',
-            created_at: post.createdAt,
-            updated_at: post.createdAt,
-          })
-          .returning('id')
-        ids.push(extractId(rows[0]))
+      const row = (post: NewPost) => ({
+        post_type_slug: post.postType,
+        title: post.title,
+        slug: post.slug,
+        status: post.status ?? 'publish',
+        created_at: post.createdAt,
+        updated_at: post.createdAt,
+      })
+      if (posts.length === 1) {
+        ids.push(extractId((await k('posts').insert(row(posts[0]!)).returning('id'))[0]))
+      } else {
+        // Many posts: one multi-row INSERT per chunk, then the ids read back by the unique
+        // (post_type_slug, slug), which pairs ids with posts exactly on both dialects.
+        for (let i = 0; i < posts.length; i += IN_CHUNK) {
+          const chunk = posts.slice(i, i + IN_CHUNK)
+          await k('posts').insert(chunk.map(row))
+          const idOf = new Map<string, number>()
+          for (const postType of new Set(chunk.map((post) => post.postType))) {
+            const slugs = chunk.filter((post) => post.postType === postType).map((post) => post.slug)
+            const found = await k('posts').select('id', 'slug').where('post_type_slug', postType).whereIn('slug', slugs)
+            for (const { id, slug } of found as { id: number; slug: string }[]) idOf.set(`${postType}\n${slug}`, Number(id))
+          }
+          for (const post of chunk) ids.push(idOf.get(`${post.postType}\n${post.slug}`)!)
+        }
       }
       const metaRows = posts.flatMap((post, index) =>
         Object.entries(post.meta).map(([meta_key, meta_value]) => ({ post_id: ids[index], meta_key, meta_value })),
@@ -273,10 +284,23 @@ export class PostStore {
     /** Only values whose text from 1-based position `from` on is <= `max` (e.g. a runAt suffix). */
     suffixMax?: { from: number; max: string }
     filter?: { key: string; in: readonly string[] }
+    /** Only posts of this type. */
+    postType?: string
     limit: number
   }): Promise<{ postId: number; value: string }[]> {
     const k = this.executor
     const builder = k('post_meta as s').select('s.post_id', 's.meta_value').where(keyIs(k, 's', options.key))
+    // The scan must walk `key`'s index in value order and stop at `limit` (O(log n + limit)).
+    // SQLite's planner would rather start from the filter's index (say, every job of a type) and
+    // sort; a CROSS JOIN keeps `s` as its outer loop. PostgreSQL chooses well from its statistics.
+    const join = (table: string, alias: string, on: string) => {
+      if (this.dialect === 'sqlite') builder.joinRaw(`CROSS JOIN ${table} AS ${alias} ON ${on}`)
+      else builder.joinRaw(`INNER JOIN ${table} AS ${alias} ON ${on}`)
+    }
+    if (options.postType !== undefined) {
+      join('posts', 'p', 'p.id = s.post_id')
+      builder.where('p.post_type_slug', options.postType)
+    }
     if (options.maxValue !== undefined) builder.where('s.meta_value', '<=', options.maxValue)
     if (options.below !== undefined) builder.where('s.meta_value', '<', options.below)
     if (options.suffixMax) {
@@ -285,7 +309,7 @@ export class PostStore {
     }
     if (options.filter) {
       const filter = options.filter
-      builder.join('post_meta as f', (join) => join.on('f.post_id', 's.post_id').andOn(keyIs(k, 'f', filter.key)))
+      join('post_meta', 'f', `f.post_id = s.post_id AND ${keyIs(k, 'f', filter.key).toQuery()}`)
       builder.whereIn('f.meta_value', [...filter.in])
     }
     const rows = await builder.orderBy('s.meta_value', 'asc').limit(options.limit)
@@ -364,6 +388,41 @@ export class PostStore {
   }
 
   /**
+   * Over posts of `postType` whose meta `timeKey` (ISO time) is >= `since` (a range on that key's
+   * index) and that match `where`: how many have it >= each of `countSince`, and the mean ms from
+   * meta `startKey` to `timeKey` (null when none has both). One bounded query.
+   */
+  async timeWindowStats(options: {
+    postType: string
+    timeKey: string
+    startKey: string
+    since: string
+    countSince: string[]
+    where?: MetaCondition[]
+    authorId?: number
+  }): Promise<{ counts: number[]; averageMs: number | null }> {
+    const k = this.executor
+    const duration =
+      this.dialect === 'postgres'
+        ? 'EXTRACT(EPOCH FROM (CAST(t.meta_value AS timestamptz) - CAST(s.meta_value AS timestamptz))) * 1000'
+        : '(julianday(t.meta_value) - julianday(s.meta_value)) * 86400000.0'
+    const row = await this.filteredPosts({ postType: options.postType, where: options.where, authorId: options.authorId, limit: 0 })
+      .join('post_meta as t', (join) => join.on('t.post_id', 'p.id').andOnVal('t.meta_key', options.timeKey))
+      .leftJoin('post_meta as s', (join) => join.on('s.post_id', 'p.id').andOnVal('s.meta_key', options.startKey))
+      .where('t.meta_value', '>=', options.since)
+      .select([
+        k.raw(`AVG(${duration}) AS avg_ms`),
+        ...options.countSince.map((since, index) => k.raw(`SUM(CASE WHEN t.meta_value >= ? THEN 1 ELSE 0 END) AS c${index}`, [since])),
+      ])
+      .first()
+    const record = (row ?? {}) as Record<string, unknown>
+    return {
+      counts: options.countSince.map((_, index) => Number(record[`c${index}`] ?? 0)),
+      averageMs: record.avg_ms == null ? null : Number(record.avg_ms),
+    }
+  }
+
+  /**
    * Posts of `postType` whose meta `parentKey` holds the slug of a `parentType` post that no longer
    * exists (children left behind by a bulk delete), oldest first; for sweeping them in batches.
    */
@@ -399,6 +458,20 @@ export class PostStore {
       if (!matches) return false
       return (await store.deletePosts([postId])) === 1
     })
+  }
+
+  /**
+   * Refreshes the planner's statistics (SQLite `PRAGMA optimize` with a bounded analysis,
+   * PostgreSQL `ANALYZE` of posts and post_meta), so that the partial meta indexes are chosen
+   * once the tables are large. Cheap enough to run at start and every few hours.
+   */
+  async optimize(): Promise<void> {
+    if (this.dialect === 'sqlite') {
+      await this.executor.raw('PRAGMA analysis_limit = 1000')
+      await this.executor.raw('PRAGMA optimize = 0x10002')
+      return
+    }
+    await this.executor.raw('ANALYZE posts, post_meta')
   }
 
   /** The database's current time in ms since the epoch (the reference clock across instances). */
