@@ -1,0 +1,62 @@
+import fs from 'node:fs'
+import path from 'node:path'
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+
+export const CHROMIUM_PATH = '/usr/bin/chromium'
+export const hasChromium = fs.existsSync(CHROMIUM_PATH)
+export const ARTIFACTS_DIR = path.resolve('test-artifacts')
+
+/** Headless Debian Chromium, without the background traffic a closed network refuses. */
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM_PATH,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
+  })
+}
+
+export interface WatchedPage {
+  page: Page
+  context: BrowserContext
+  /** Dialogs (alert, confirm...) the page opened: none is expected. */
+  dialogs: string[]
+  /** Console errors, page errors and CSP violations. */
+  problems: string[]
+}
+
+/** A fresh context (its own sessionStorage) and page, recording dialogs, errors and CSP violations. */
+export async function openPage(browser: Browser, options: { width?: number; height?: number } = {}): Promise<WatchedPage> {
+  const context = await browser.newContext({ viewport: { width: options.width ?? 1280, height: options.height ?? 800 } })
+  const page = await context.newPage()
+  page.setDefaultTimeout(10_000)
+  const dialogs: string[] = []
+  const problems: string[] = []
+  page.on('dialog', (dialog) => {
+    dialogs.push(`${dialog.type()}: ${dialog.message()}`)
+    void dialog.dismiss()
+  })
+  page.on('pageerror', (error) => problems.push(`pageerror: ${error.message}`))
+  page.on('console', (message) => {
+    if (message.type() === 'error') problems.push(`console: ${message.text()}`)
+  })
+  await page.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation', (event) => {
+      console.error(`CSP violation: ${event.violatedDirective} ${event.blockedURI}`)
+    })
+  })
+  return { page, context, dialogs, problems }
+}
+
+export async function screenshot(page: Page, name: string): Promise<string> {
+  fs.mkdirSync(ARTIFACTS_DIR, { recursive: true })
+  const file = path.join(ARTIFACTS_DIR, name)
+  await page.screenshot({ path: file })
+  return file
+}
