@@ -82,6 +82,10 @@ export interface JobStats {
   byStatus: Record<JobStatus, number>
   byType: Record<string, number>
   total: number
+  /** Mean ms from startedAt to completedAt of the jobs that finished (completed, with errors, failed) in the last 24 h; null when none. */
+  averageProcessingMs?: number | null
+  /** How many jobs finished (completed, with errors, failed) in the last minute and hour. */
+  throughput?: { lastMinute: number; lastHour: number }
   /** The Jobpost processes (servers and workers) on this database, from their heartbeats. */
   instances?: ClusterInstance[]
 }

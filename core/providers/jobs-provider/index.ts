@@ -5,6 +5,8 @@ import { toPublicJob } from '../../registry/jobRecord.js'
 import { RegisterJobs } from '../../registry/RegisterJobs.js'
 import { JobRuntime } from '../../runtime/JobRuntime.js'
 import { ProcessorRegistry } from '../../runtime/ProcessorRegistry.js'
+import { JobMetrics } from '../../metrics/JobMetrics.js'
+import { createMetricsRouter } from '../../metrics/metricsRouter.js'
 import { createWorkflows, type Workflows } from '../../workflows/index.js'
 import type { Provider } from '../types.js'
 import { jobsPostType } from './jobsPostType.js'
@@ -64,6 +66,9 @@ const jobsProvider: Provider<JobsService> = ({ hooks, context }) => {
   context.hookRegistry.on('job:deleted', ({ jobId, createdBy }) => context.realtime.publishDeleted(jobId, createdBy))
 
   const workflows = createWorkflows({ context, jobs, processors })
+  // Prometheus at /metrics (bearer token with read_jobs), one registry per instance.
+  const metrics = new JobMetrics({ hooks: context.hookRegistry, jobs, store: context.store, clock: context.clock })
+  hooks.addFilter('http_mounts', (mounts: unknown[]) => [...mounts, { path: '/metrics', handler: createMetricsRouter({ auth: context.auth, metrics }) }])
   context.addApiRouter('/jobs', createJobsController({ auth: context.auth, jobs, exportJob: workflows.exportJob, extend: workflows.extendJobsRouter }))
   context.addApiRouter('/schedules', workflows.schedulesRouter)
 
