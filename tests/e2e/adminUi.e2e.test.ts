@@ -13,7 +13,7 @@ if (!hasChromium) {
 
 const XSS_NAME = '<img src=x onerror=alert(1)>'
 
-describe.skipIf(!hasChromium)('the admin UI in headless Chromium, against the real server', () => {
+describe.skipIf(!hasChromium)('the admin UI in headless Chromium, against the real server', { timeout: 60_000 }, () => {
   let jobpost: Awaited<ReturnType<typeof startJobpost>>
   let browser: Browser
   let token: string
@@ -251,9 +251,27 @@ describe.skipIf(!hasChromium)('the admin UI in headless Chromium, against the re
     await drawer.waitFor({ state: 'detached' })
   })
 
-  it('cleans up old jobs after a confirmation', async () => {
+  it('deletes a finished job and cleans up old jobs, each after a confirmation', async () => {
+    const doomed = await createJob({ name: `Doomed ${Date.now()}`, type: 'report', showNotification: false })
+    await api('POST', `/jobs/${doomed.jobId}/cancel`, {})
     const page = await signIn()
     await page.getByRole('link', { name: 'Jobs', exact: true }).click()
+    await page.locator('[data-test="tab-cancelled"]').click()
+    await page.locator('[data-test="search"]').fill(doomed.name)
+    const row = page.locator(`[data-test="job-row"][data-job-id="${doomed.jobId}"]`)
+    await row.getByRole('button', { name: `Delete ${doomed.name}` }).click()
+    const confirm = page.getByRole('dialog', { name: 'Delete this job?' })
+    // Escape keeps the job.
+    await confirm.waitFor()
+    await page.keyboard.press('Escape')
+    await confirm.waitFor({ state: 'detached' })
+    expect((await api<Job>('GET', `/jobs/${doomed.jobId}`)).jobId).toBe(doomed.jobId)
+    await row.getByRole('button', { name: `Delete ${doomed.name}` }).click()
+    await confirm.getByRole('button', { name: 'Delete' }).click()
+    await row.waitFor({ state: 'detached' })
+    await expect(api('GET', `/jobs/${doomed.jobId}`)).rejects.toThrow(/404/)
+    await page.locator('[data-test="search"]').fill('')
+
     await page.locator('[data-test="cleanup"]').click()
     const dialog = page.getByRole('dialog', { name: 'Clean up old jobs' })
     await dialog.waitFor()

@@ -6,7 +6,7 @@ import type { JobsSocket } from './useJobsSocket'
 export interface ActiveJobCountOptions {
   api: Pick<ApiClient, 'stats'>
   socket: Pick<JobsSocket, 'subscribe'>
-  /** Batches reloads after a burst of status changes (default 200 ms). */
+  /** Batches reloads after a burst of status changes (default 100 ms). */
   reloadDelayMs?: number
 }
 
@@ -27,7 +27,7 @@ export function useActiveJobCount(options: ActiveJobCountOptions) {
   }
   function reloadSoon() {
     clearTimeout(timer)
-    timer = setTimeout(() => void load(), options.reloadDelayMs ?? 200)
+    timer = setTimeout(() => void load(), options.reloadDelayMs ?? 100)
   }
 
   const unsubscribe = options.socket.subscribe((message) => {
