@@ -32,14 +32,80 @@ class ImmediateTransaction extends TransactionSqlite {
 const statementCache = new WeakMap<object, Map<string, any>>()
 const STATEMENT_CACHE_SIZE = 200
 
-/** better-sqlite3 client with immediate transactions and a small prepared-statement cache. */
+/** The file a connection opened (device + inode), to notice it being removed or replaced. */
+interface OpenedFile {
+  dev: number
+  ino: number
+  checkedAt: number
+  gone: boolean
+}
+const openedFiles = new WeakMap<object, OpenedFile>()
+const FILE_CHECK_MS = 100
+
+function statFile(filename: string): { dev: number; ino: number } | null {
+  try {
+    const stat = fs.statSync(filename)
+    return { dev: stat.dev, ino: stat.ino }
+  } catch {
+    return null
+  }
+}
+
+/** SQLITE_CANTOPEN is "database unavailable" (503) to the HTTP layer. */
+function fileGone(filename: string): Error {
+  return Object.assign(new Error(`The database file ${filename} was removed or replaced.`), { code: 'SQLITE_CANTOPEN' })
+}
+
+/**
+ * better-sqlite3 client with immediate transactions and a small prepared-statement cache. A
+ * removed database file would otherwise go on taking writes into the unlinked inode (lost at the
+ * next start): while it is missing, work outside a transaction fails as unavailable, and a file
+ * put back in its place (same inode, or a replacement, which gets a new connection) is used again.
+ */
 class JobpostSqliteClient extends ClientBetterSqlite3 {
   transaction(...args: unknown[]) {
     return new ImmediateTransaction(this, ...(args as []))
   }
 
+  async acquireRawConnection() {
+    const filename: string = (this as any).connectionSettings.filename
+    const file = filename === ':memory:' ? null : statFile(filename)
+    // A reconnect must not create an empty database where the real one went missing.
+    if (filename !== ':memory:' && !file && (this as any).openedOnce) throw fileGone(filename)
+    const connection = await super.acquireRawConnection()
+    if (filename !== ':memory:') {
+      ;(this as any).openedOnce = true
+      const opened = statFile(filename)
+      if (opened) openedFiles.set(connection, { ...opened, checkedAt: Date.now(), gone: false })
+    }
+    return connection
+  }
+
+  /** A connection to a file that was replaced is dropped by the pool, and a new one opened. */
+  validateConnection(connection: any) {
+    const opened = openedFiles.get(connection)
+    if (!opened) return true
+    const current = statFile((this as any).connectionSettings.filename)
+    return !current || (current.dev === opened.dev && current.ino === opened.ino)
+  }
+
+  private assertFileInPlace(connection: any) {
+    const opened = openedFiles.get(connection)
+    // Inside a transaction the file was in place at BEGIN; ROLLBACK must always get through.
+    if (!opened || connection.inTransaction) return
+    const filename: string = (this as any).connectionSettings.filename
+    const now = Date.now()
+    if (now - opened.checkedAt >= FILE_CHECK_MS) {
+      opened.checkedAt = now
+      const current = statFile(filename)
+      opened.gone = !current || current.dev !== opened.dev || current.ino !== opened.ino
+    }
+    if (opened.gone) throw fileGone(filename)
+  }
+
   async _query(connection: any, obj: any) {
     if (!obj.sql) throw new Error('The query is empty')
+    this.assertFileInPlace(connection)
     let cache = statementCache.get(connection)
     if (!cache) statementCache.set(connection, (cache = new Map()))
     let statement = cache.get(obj.sql)

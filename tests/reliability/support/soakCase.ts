@@ -1,0 +1,54 @@
+import { expect } from 'vitest'
+import { eventually, startJobpost } from '../../support/harness.js'
+import { activeResources, runSoak, settledRssMb, type SoakOptions, type SoakReport } from './soak.js'
+
+const PROCESS_EVENTS = ['exit', 'SIGINT', 'SIGTERM', 'uncaughtException', 'unhandledRejection', 'warning', 'beforeExit'] as const
+
+/**
+ * Runs a soak and asserts the promise: every job final exactly once, nothing left pending or
+ * running, and open handles, process listeners and RSS back to where they were before.
+ */
+export async function soakAndCheck(options: SoakOptions & { rssSlackMb: number }): Promise<SoakReport> {
+  const warnings: string[] = []
+  const onWarning = (warning: Error) => warnings.push(`${warning.name}: ${warning.message}`)
+  // Warm-up: the first instance in a process loads modules and registers process-wide hooks
+  // once (pino's exit flush); a leak is what grows after that.
+  const warm = await startJobpost({}, { listen: false, runWorker: true })
+  await warm.listen()
+  await warm.close()
+  const baselineResources = activeResources()
+  const baselineListeners = Object.fromEntries(PROCESS_EVENTS.map((event) => [event, process.listenerCount(event)]))
+  const baselineRss = await settledRssMb()
+  process.on('warning', onWarning)
+  let report: SoakReport
+  try {
+    report = await runSoak(options)
+  } finally {
+    process.off('warning', onWarning)
+  }
+  options.log?.(JSON.stringify({ ...report, notExactlyOnce: report.notExactlyOnce.slice(0, 10) }))
+
+  expect(report.notExactlyOnce, 'jobs not final exactly once').toEqual([])
+  expect(report.succeededTwice, 'jobs whose processor succeeded twice').toEqual([])
+  expect(report.statusMismatches, 'stored status differs from the final event').toEqual([])
+  expect(report.completed + report.failed).toBe(options.jobs)
+  expect(report.storedByStatus).toMatchObject({ pending: 0, running: 0, paused: 0 })
+  expect(report.restartsDone).toBe(options.restarts)
+  // The faults really happened.
+  if (options.jobs >= 1000) {
+    expect(report.failed).toBeGreaterThan(0)
+    expect(report.retries).toBeGreaterThan(0)
+  }
+  expect(report.listenerGrowth).toEqual(Object.fromEntries(Object.keys(report.listenerGrowth).map((event) => [event, 0])))
+  expect(warnings.filter((w) => /MaxListeners|leak/i.test(w)), 'leak warnings').toEqual([])
+
+  // Every instance closed: the same handles as before (timers, sockets, files...), and no more listeners.
+  const leaked = () => Object.entries(activeResources()).filter(([kind, n]) => n > (baselineResources[kind] ?? 0))
+  await eventually(() => leaked().length === 0, { timeoutMs: 5000, intervalMs: 50 }).catch(() => undefined)
+  expect(leaked(), `before: ${JSON.stringify(baselineResources)}`).toEqual([])
+  expect(Object.fromEntries(PROCESS_EVENTS.map((event) => [event, process.listenerCount(event)]))).toEqual(baselineListeners)
+  const rss = await settledRssMb()
+  options.log?.(`RSS ${baselineRss.toFixed(0)} MB before, ${rss.toFixed(0)} MB after`)
+  expect(rss).toBeLessThan(baselineRss + options.rssSlackMb)
+  return report
+}
