@@ -4,7 +4,7 @@ import express, { Router, type RequestHandler } from 'express'
 import { migrateLatest } from '../migrations/index.js'
 import { AuthService } from './auth/AuthService.js'
 import { OffsetClock, systemClock, type Clock } from './clock.js'
-import { startCluster } from './cluster/index.js'
+import { startCluster, type Cluster } from './cluster/index.js'
 import type { JobpostConfig } from './config.js'
 import { createAuthController } from './controllers/AuthController.js'
 import { createDatabase, type Database } from './db/createDatabase.js'
@@ -45,6 +45,8 @@ export interface Jobpost {
   jobs: JobsService['jobs']
   processors: JobsService['processors']
   runtime: JobsService['runtime']
+  /** Instance heartbeats; on PostgreSQL also cross-instance broadcasts and the database clock. */
+  cluster: Cluster
   workflows: JobsService['workflows']
   plugins: PluginLoadResult
   app: express.Express
@@ -170,6 +172,7 @@ export async function createJobpost(config: JobpostConfig, options: CreateJobpos
     processors: jobsService.processors,
     runtime: jobsService.runtime,
     workflows: jobsService.workflows,
+    cluster,
     plugins,
     app,
     server,

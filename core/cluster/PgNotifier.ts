@@ -29,6 +29,9 @@ export interface PgNotifierOptions {
   reconnectMaxMs?: number
 }
 
+/** `application_name` of the LISTEN connection. */
+export const LISTEN_APPLICATION_NAME = 'jobpost-listen'
+
 /** PostgreSQL limits a NOTIFY payload to 8000 bytes; stay under it. */
 const MAX_PAYLOAD_BYTES = 7500
 /** Events kept while disconnected; beyond this the oldest are dropped (clients re-read on reconnect). */
@@ -138,7 +141,12 @@ export class PgNotifier {
   }
 
   private async connect(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.options.connectionString, connectionTimeoutMillis: 5000 })
+    const client = new pg.Client({
+      connectionString: this.options.connectionString,
+      connectionTimeoutMillis: 5000,
+      // Named, so that operators can tell it apart in pg_stat_activity.
+      application_name: LISTEN_APPLICATION_NAME,
+    })
     client.on('notification', (message) => {
       if (message.channel !== this.channel || !message.payload) return
       const events = decode(message.payload, this.options.instanceId)

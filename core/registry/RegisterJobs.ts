@@ -286,14 +286,19 @@ export class RegisterJobs {
     })
   }
 
-  /** One settle transaction at a time; completions that arrive meanwhile form the next batch. */
+  /**
+   * One settle transaction at a time, started on the next turn of the event loop so that the
+   * completions of one turn share it; completions that arrive meanwhile form the next batch.
+   */
   private flushCompletes(): void {
     if (this.completing || this.pendingCompletes.length === 0) return
     this.completing = true
-    const batch = this.pendingCompletes.splice(0, SETTLE_BATCH)
-    void this.settleCompletes(batch).finally(() => {
-      this.completing = false
-      this.flushCompletes()
+    setImmediate(() => {
+      const batch = this.pendingCompletes.splice(0, SETTLE_BATCH)
+      void this.settleCompletes(batch).finally(() => {
+        this.completing = false
+        this.flushCompletes()
+      })
     })
   }
 

@@ -106,8 +106,12 @@ export class JobRuntime {
       return
     }
     this.claiming = true
-    void this.claimLoop().finally(() => {
-      this.claiming = false
+    // On the next turn of the event loop, so that every attempt settled in this turn (a batch)
+    // has freed its slot and one claim fills them all.
+    setImmediate(() => {
+      void this.claimLoop().finally(() => {
+        this.claiming = false
+      })
     })
   }
 
