@@ -115,5 +115,11 @@ export function isDatabaseUnavailable(thrown: unknown): boolean {
   const code = (thrown as { code?: string })?.code
   if (code && (UNAVAILABLE_CODES.has(code) || code.startsWith('SQLITE_IOERR') || code.startsWith('SQLITE_READONLY'))) return true
   const name = (thrown as { name?: string })?.name
-  return name === 'KnexTimeoutError'
+  if (name === 'KnexTimeoutError') return true
+  // node-postgres reports a connection lost mid-query (server restart, killed backend) with no
+  // code at all, so these two are recognised by their fixed messages.
+  const message = (thrown as { message?: unknown })?.message
+  return !code && typeof message === 'string' && PG_CONNECTION_LOST.test(message)
 }
+
+const PG_CONNECTION_LOST = /Connection terminated unexpectedly|Client has encountered a connection error and is not queryable/
