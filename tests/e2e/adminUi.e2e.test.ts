@@ -100,7 +100,22 @@ describe.skipIf(!hasChromium)('the admin UI in headless Chromium, against the re
     await page.waitForURL(/\/admin\/$/)
     expect(await page.locator('.job-queue').count()).toBe(1)
     // The token lives in sessionStorage only.
-    expect(await page.evaluate(() => [sessionStorage.getItem('jobpost.token') !== null, localStorage.length])).toEqual([true, 0])
+    const pageToken = await page.evaluate(() => sessionStorage.getItem('jobpost.token'))
+    expect(pageToken).toBeTruthy()
+    expect(await page.evaluate(() => localStorage.length)).toBe(0)
+
+    // The session is revoked elsewhere: the app goes back to the login page (the socket's next ticket, or
+    // the page's next call, is refused with 401); a reload with the stale token does too.
+    const revoked = await fetch(`${jobpost.url}/api/v1/auth/logout`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${pageToken}`, 'Content-Type': 'application/json' },
+      body: '{}',
+    })
+    expect(revoked.status).toBe(200)
+    await page.goto(`${jobpost.url}/admin/jobs`)
+    await page.waitForURL(/\/admin\/login\?redirect=/)
+    expect(await page.evaluate(() => sessionStorage.getItem('jobpost.token'))).toBeNull()
+    expect(await page.locator('.job-queue').count()).toBe(0)
   })
 
   it('shows the backup job rising to 100 %, then lets it leave about 5 s after it completes', async () => {
@@ -179,6 +194,8 @@ describe.skipIf(!hasChromium)('the admin UI in headless Chromium, against the re
     const tag = `e2e-${Date.now()}`
     for (let i = 1; i <= 22; i++) await createJob({ name: `Report ${tag} #${i}`, type: 'report', source: tag, showNotification: false })
     const quarterly = await createJob({ name: `Quarterly export ${tag}`, type: 'export', source: tag, showNotification: false })
+    // One more active job from elsewhere, so that the unfiltered page (24) cannot pass for the filtered one (23).
+    const other = await createJob({ name: `Other ${tag}`, type: 'report', source: 'other-plugin', showNotification: false })
     const page = await signIn()
     await page.getByRole('link', { name: 'Jobs', exact: true }).click()
     await page.waitForURL(/\/admin\/jobs$/)
@@ -186,6 +203,7 @@ describe.skipIf(!hasChromium)('the admin UI in headless Chromium, against the re
     const range = page.locator('[data-test="range"]')
 
     // Server-side filter by source, then pagination (20 a page).
+    await range.filter({ hasText: '1–20 of 24' }).waitFor()
     await page.locator('[data-test="source"]').fill(tag)
     await range.filter({ hasText: '1–20 of 23' }).waitFor()
     expect(await rows.count()).toBe(20)
@@ -236,6 +254,7 @@ describe.skipIf(!hasChromium)('the admin UI in headless Chromium, against the re
       { timeout: 10_000 },
     )
     await screenshot(page, 'jobs-page.png')
+    await api('POST', `/jobs/${other.jobId}/cancel`, {})
 
     // The drawer shows the job's details and its export.
     await row.locator('[data-test="open"]').click()
