@@ -110,7 +110,20 @@ export class RegisterJobs {
     const now = this.clock.now()
     const posts = inputs.map((input) => this.newJobPost(parseOrThrow(pluginJobSchema, input), now, forceQueue))
     const ids = await this.store.createPosts(posts)
-    const records = (await this.store.getPosts(ids)).map(jobRecordFromPost)
+    // What was just written, as getPosts would read it back (one author at most, no null meta).
+    const records = posts.map((post, index) =>
+      jobRecordFromPost({
+        id: ids[index]!,
+        postType: post.postType,
+        title: post.title,
+        slug: post.slug,
+        status: post.status ?? 'publish',
+        createdAt: post.createdAt,
+        updatedAt: post.createdAt,
+        authorId: post.authorId ?? null,
+        meta: post.meta,
+      }),
+    )
     for (const record of records) this.hooks.safeEmit('job:created', { job: toPublicJob(record) })
     return records
   }
