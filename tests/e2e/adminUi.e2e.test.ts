@@ -197,8 +197,9 @@ describe.skipIf(!hasChromium)('the admin UI in headless Chromium, against the re
     // One more active job from elsewhere, so that the unfiltered page (24) cannot pass for the filtered one (23).
     const other = await createJob({ name: `Other ${tag}`, type: 'report', source: 'other-plugin', showNotification: false })
     const page = await signIn()
-    await page.getByRole('link', { name: 'Jobs', exact: true }).click()
-    await page.waitForURL(/\/admin\/jobs$/)
+    // The dashboard counts them, and links to their tab.
+    await page.locator('[data-test="tile-active"]', { hasText: '24' }).click()
+    await page.waitForURL(/\/admin\/jobs\?tab=active$/)
     const rows = page.locator('[data-test="job-row"]')
     const range = page.locator('[data-test="range"]')
 
@@ -227,6 +228,7 @@ describe.skipIf(!hasChromium)('the admin UI in headless Chromium, against the re
     await cancelledTab.filter({ hasText: String(cancelledBefore + 1) }).waitFor()
     expect((await api<Job>('GET', `/jobs/${quarterly.jobId}`)).status).toBe('cancelled')
     await page.locator('[data-test="tab-cancelled"]').click()
+    await page.waitForURL(/\?tab=cancelled$/)
     await range.filter({ hasText: '1–1 of 1' }).waitFor()
     expect(await rows.first().getAttribute('data-status')).toBe('cancelled')
 

@@ -20,6 +20,11 @@ export interface JobsOptions {
   pageSize?: number
   /** Batches list and stats reloads after a burst of updates (default 250 ms). */
   reloadDelayMs?: number
+  initialTab?: JobTabId
+}
+
+export function isJobTabId(value: unknown): value is JobTabId {
+  return JOB_TABS.some((tab) => tab.id === value)
 }
 
 export interface BulkResult {
@@ -35,7 +40,7 @@ export interface BulkResult {
  */
 export function useJobs(options: JobsOptions) {
   const pageSize = options.pageSize ?? 20
-  const filters = reactive({ tab: 'active' as JobTabId, search: '', type: '', source: '' })
+  const filters = reactive({ tab: options.initialTab ?? ('active' as JobTabId), search: '', type: '', source: '' })
   const offset = shallowRef(0)
   const jobs = shallowRef<Job[]>([])
   const total = shallowRef(0)

@@ -1,31 +1,36 @@
-import { getCurrentScope, onScopeDispose, shallowRef } from 'vue'
+import { computed, getCurrentScope, onScopeDispose, shallowRef } from 'vue'
 import type { ApiClient } from '../api/client'
-import { ACTIVE_STATUSES, isFinalStatus } from '../contract'
+import { ACTIVE_STATUSES, isFinalStatus, type JobStats } from '../contract'
 import type { JobsSocket } from './useJobsSocket'
 
-export interface ActiveJobCountOptions {
+export interface JobStatsOptions {
   api: Pick<ApiClient, 'stats'>
   socket: Pick<JobsSocket, 'subscribe'>
   /** Batches reloads after a burst of status changes (default 100 ms). */
   reloadDelayMs?: number
 }
 
-/** The number of active jobs (pending + running + paused) the user can see, kept current by the socket. */
-export function useActiveJobCount(options: ActiveJobCountOptions) {
-  const count = shallowRef<number | null>(null)
+/**
+ * GET /api/v1/jobs/stats, kept current by the socket: reloaded when a job changes status, is
+ * deleted, or after a reconnect (progress updates alone do not reload). No polling.
+ */
+export function useJobStats(options: JobStatsOptions) {
+  const stats = shallowRef<JobStats | null>(null)
   /** Last known status per job, to tell progress (no reload) from status changes (reload). */
   const known = new Map<string, string>()
   let timer: ReturnType<typeof setTimeout> | undefined
+  let disposed = false
 
   async function load() {
     try {
-      const stats = await options.api.stats()
-      count.value = ACTIVE_STATUSES.reduce((sum, status) => sum + (stats.byStatus[status] ?? 0), 0)
+      const next = await options.api.stats()
+      if (!disposed) stats.value = next
     } catch {
-      // Keep the last count; the next change tries again.
+      // Keep the last counts; the next change tries again.
     }
   }
   function reloadSoon() {
+    if (disposed) return
     clearTimeout(timer)
     timer = setTimeout(() => void load(), options.reloadDelayMs ?? 100)
   }
@@ -40,10 +45,17 @@ export function useActiveJobCount(options: ActiveJobCountOptions) {
   })
   if (getCurrentScope()) {
     onScopeDispose(() => {
+      disposed = true
       clearTimeout(timer)
       unsubscribe()
     })
   }
   void load()
-  return { count }
+  return {
+    stats,
+    /** pending + running + paused */
+    activeCount: computed(() =>
+      stats.value ? ACTIVE_STATUSES.reduce((sum, status) => sum + (stats.value!.byStatus[status] ?? 0), 0) : null,
+    ),
+  }
 }
