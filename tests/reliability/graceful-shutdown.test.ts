@@ -75,6 +75,30 @@ describe('SIGTERM with jobs in flight', () => {
     }
   }, 60_000)
 
+  it('core/worker.ts (`npm run worker`) drains its running job on SIGTERM and exits 0', async () => {
+    const tmp = tempDir('sigterm-npm-worker')
+    dirs.push(tmp)
+    const file = path.join(tmp.dir, 'jobs.sqlite')
+    const producer = await startJobpost({ database: sqlite(file) }, { listen: false })
+    try {
+      const worker = spawnTs(path.join(ROOT_DIR, 'core', 'worker.ts'), {
+        DATABASE_URL: `sqlite:${file}`,
+        ACTIVE_PLUGINS: 'example-job-plugin',
+        EXAMPLE_JOB_STEP_MS: '300',
+        LOG_LEVEL: 'info',
+      })
+      children.push(worker)
+      await worker.waitFor(/Jobpost worker started/)
+      const job = await producer.pluginHooks('sigterm-test').enqueueJob({ type: 'example-import', data: { items: 10 } })
+      await eventually(async () => ((await producer.jobs.getJob(job.jobId))?.progress ?? 0) > 0, { timeoutMs: 10_000 })
+      worker.child.kill('SIGTERM')
+      expect(await worker.exited).toEqual({ code: 0, signal: null })
+      expect(await producer.jobs.getJobRecord(job.jobId)).toMatchObject({ status: 'completed', attempts: 1, progress: 100, lockedUntil: null })
+    } finally {
+      await producer.close()
+    }
+  }, 60_000)
+
   it('a worker whose grace runs out releases its jobs (attempt not counted) and takes no new ones; another finishes them once', async () => {
     const tmp = tempDir('sigterm-worker')
     dirs.push(tmp)
