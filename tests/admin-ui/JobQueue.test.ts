@@ -30,8 +30,8 @@ afterEach(async () => {
 })
 
 /** Mounts the stack on the admin UI's own client, through the relay, and waits until it is live. */
-async function mountQueue(options: { onAuthFailure?: () => void } = {}) {
-  client = connectClient({ baseUrl: relay.url, wsUrl: relay.wsUrl, token: () => admin.token, onAuthFailure: options.onAuthFailure })
+async function mountQueue(options: { onAuthFailure?: () => void; pingIntervalMs?: number; pongTimeoutMs?: number } = {}) {
+  client = connectClient({ baseUrl: relay.url, wsUrl: relay.wsUrl, token: () => admin.token, ...options })
   wrapper = mount(JobQueue, { props: { api: client.api, socket: client.socket }, attachTo: document.body })
   await vi.waitFor(() => expect(client.socket.state.value).toBe('open'))
   return wrapper
@@ -178,6 +178,32 @@ describe('JobQueue.vue, the notification stack, on a real server', () => {
     vi.advanceTimersByTime(5000)
     await nextTick()
     expect(card(job.jobId).exists()).toBe(false)
+  })
+
+  it('gives up a half-open connection when a ping goes unanswered, and reconnects', async () => {
+    await mountQueue({ pingIntervalMs: 25_000, pongTimeoutMs: 10_000 })
+    const job = await hooks().createJob({ name: 'Backup Database', type: 'backup', createdBy: admin.id })
+    // From here the clock is fake; the last message (the job starting) arms the ping on it.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
+    const started = nextMessage(client.socket, isUpdateOf(job.jobId, 'running'))
+    await job.start()
+    await started
+    await nextTick()
+
+    // The network silently stops carrying this connection: no close event ever comes.
+    relay.freeze()
+    await job.fail('disk full')
+    vi.advanceTimersByTime(25_000 + 9_999)
+    expect(client.socket.state.value).toBe('open')
+    vi.advanceTimersByTime(1)
+    expect(client.socket.state.value).toBe('reconnecting')
+    expect(client.socket.retryInMs.value).toBe(1000)
+
+    const reconnected = nextMessage(client.socket, (m) => m.type === 'connected')
+    vi.advanceTimersByTime(1000)
+    await reconnected
+    await vi.waitUntil(() => card(job.jobId).attributes('data-status') === 'failed', { timeout: 5000, interval: 0 })
+    expect(card(job.jobId).find('[data-test="error"]').text()).toBe('disk full')
   })
 
   it('does not reconnect after an auth failure: it stops and reports it', async () => {

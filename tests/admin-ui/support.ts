@@ -18,6 +18,7 @@ export const PAGE_ORIGIN = 'http://localhost:3000'
 export async function startRelay(targetUrl: string) {
   const target = new URL(targetUrl)
   const sockets = new Set<net.Socket>()
+  const frozen = new Set<net.Socket>()
   let refusing = false
   let connections = 0
   const server = net.createServer((client) => {
@@ -47,6 +48,15 @@ export async function startRelay(targetUrl: string) {
     get connections() {
       return connections
     },
+    /** Keeps every open connection but forwards nothing more (a half-open connection); new ones work. */
+    freeze() {
+      for (const socket of sockets) {
+        socket.unpipe()
+        socket.pause()
+        frozen.add(socket)
+      }
+      sockets.clear()
+    },
     cut() {
       refusing = true
       for (const socket of sockets) socket.destroy()
@@ -57,7 +67,7 @@ export async function startRelay(targetUrl: string) {
     },
     close: () =>
       new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy()
+        for (const socket of [...sockets, ...frozen]) socket.destroy()
         server.close(() => resolve())
       }),
   }
@@ -75,6 +85,9 @@ export function connectClient(options: { baseUrl: string; wsUrl: string; token: 
       // No jitter: the delays are exactly initialMs, 2×, 4×... (capped).
       random: options.random ?? (() => 1),
       onAuthFailure: options.onAuthFailure,
+      // Off unless a test is about it: a ping's answer is real I/O, which fake time does not wait for.
+      pingIntervalMs: options.pingIntervalMs ?? 0,
+      pongTimeoutMs: options.pongTimeoutMs,
     }),
   )!
   return { api, socket, stop: () => scope.stop() }

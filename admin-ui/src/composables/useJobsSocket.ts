@@ -1,6 +1,6 @@
 import { getCurrentScope, inject, onScopeDispose, readonly, shallowRef, type InjectionKey } from 'vue'
 import { ApiRequestError } from '../api/client'
-import type { ServerMessage } from '../contract'
+import type { ClientMessage, ServerMessage } from '../contract'
 
 export type SocketState = 'connecting' | 'open' | 'reconnecting' | 'stopped'
 
@@ -17,6 +17,13 @@ export interface JobsSocketOptions {
   backoff?: { initialMs?: number; maxMs?: number }
   /** [0, 1): jitter source (tests pass a constant). */
   random?: () => number
+  /**
+   * After this long without any message, send {"type":"ping"} (default 25 s; 0 = never). A
+   * half-open connection (a laptop that slept, a proxy that dropped it) fires no close event.
+   */
+  pingIntervalMs?: number
+  /** With no answer to a ping after this long, the connection is given up and remade (default 10 s). */
+  pongTimeoutMs?: number
 }
 
 export interface ConnectedEvent {
@@ -61,8 +68,12 @@ export function useJobsSocket(options: JobsSocketOptions): JobsSocket {
   const state = shallowRef<SocketState>('connecting')
   const retryInMs = shallowRef<number | null>(null)
   const listeners = new Set<(message: ServerMessage, event?: ConnectedEvent) => void>()
+  const pingIntervalMs = options.pingIntervalMs ?? 25_000
+  const pongTimeoutMs = options.pongTimeoutMs ?? 10_000
   let socket: WebSocket | null = null
   let timer: ReturnType<typeof setTimeout> | undefined
+  let pingTimer: ReturnType<typeof setTimeout> | undefined
+  let pongTimer: ReturnType<typeof setTimeout> | undefined
   let failures = 0
   let everConnected = false
   let stopped = false
@@ -79,7 +90,36 @@ export function useJobsSocket(options: JobsSocketOptions): JobsSocket {
     }
   }
 
+  function clearLiveness() {
+    clearTimeout(pingTimer)
+    clearTimeout(pongTimer)
+    pingTimer = pongTimer = undefined
+  }
+
+  /** Any message proves the connection alive: wait again before the next ping. */
+  function armPing(ws: WebSocket) {
+    clearLiveness()
+    if (pingIntervalMs <= 0) return
+    pingTimer = setTimeout(() => {
+      pingTimer = undefined
+      try {
+        ws.send(JSON.stringify({ type: 'ping' } satisfies ClientMessage))
+      } catch {
+        // A failed send is followed by close.
+      }
+      pongTimer = setTimeout(() => {
+        pongTimer = undefined
+        // No answer: abandon this connection without waiting for a close that may never come.
+        generation += 1
+        socket = null
+        ws.close()
+        scheduleReconnect()
+      }, pongTimeoutMs)
+    }, pingIntervalMs)
+  }
+
   function scheduleReconnect() {
+    clearLiveness()
     if (stopped) return
     failures += 1
     const delay = backoffDelay(failures, initialMs, maxMs, random)
@@ -115,6 +155,7 @@ export function useJobsSocket(options: JobsSocketOptions): JobsSocket {
     socket = ws
     ws.onmessage = (event: MessageEvent) => {
       if (attempt !== generation) return
+      armPing(ws)
       let message: ServerMessage
       try {
         message = JSON.parse(String(event.data)) as ServerMessage
@@ -141,8 +182,10 @@ export function useJobsSocket(options: JobsSocketOptions): JobsSocket {
   }
 
   function stop() {
+    globalThis.removeEventListener?.('online', onOnline)
     stopped = true
     generation += 1
+    clearLiveness()
     clearTimeout(timer)
     timer = undefined
     state.value = 'stopped'
@@ -151,6 +194,17 @@ export function useJobsSocket(options: JobsSocketOptions): JobsSocket {
     socket = null
     if (current && current.readyState <= 1) current.close(1000, 'Client closed')
   }
+
+  function reconnectNow() {
+    if (stopped || state.value !== 'reconnecting' || timer === undefined) return
+    clearTimeout(timer)
+    timer = undefined
+    void connect()
+  }
+
+  // Back online: no need to sit out the rest of the backoff.
+  const onOnline = () => reconnectNow()
+  globalThis.addEventListener?.('online', onOnline)
 
   if (getCurrentScope()) onScopeDispose(stop)
   void connect()
@@ -162,12 +216,7 @@ export function useJobsSocket(options: JobsSocketOptions): JobsSocket {
       listeners.add(listener)
       return () => listeners.delete(listener)
     },
-    reconnectNow() {
-      if (stopped || state.value !== 'reconnecting' || timer === undefined) return
-      clearTimeout(timer)
-      timer = undefined
-      void connect()
-    },
+    reconnectNow,
     stop,
   }
 }
