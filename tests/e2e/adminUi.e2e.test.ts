@@ -65,14 +65,14 @@ describe.skipIf(!hasChromium)('the admin UI in headless Chromium, against the re
   const createJob = (body: Record<string, unknown>) => api<Job>('POST', '/jobs', body)
 
   /** Opens /admin, is sent to the login page, signs in, lands on the dashboard. */
-  async function signIn(options: { width?: number; height?: number } = {}): Promise<Page> {
+  async function signIn(options: { width?: number; height?: number; as?: string } = {}): Promise<Page> {
     watched = await openPage(browser, options)
     const { page } = watched
     await page.goto(`${jobpost.url}/admin/`)
     await page.waitForURL(/\/admin\/login/)
     // No notification stack on the login page.
     expect(await page.locator('.job-queue').count()).toBe(0)
-    await page.getByLabel('Email').fill(email)
+    await page.getByLabel('Email').fill(options.as ?? email)
     await page.getByLabel('Password').fill(PASSWORD)
     await page.getByRole('button', { name: 'Sign in' }).click()
     await page.waitForURL((url) => !url.pathname.includes('/login'))
@@ -300,6 +300,25 @@ describe.skipIf(!hasChromium)('the admin UI in headless Chromium, against the re
     await dialog.getByRole('button', { name: 'Delete old jobs' }).click()
     await page.locator('[data-test="notice"]', { hasText: 'Deleted 0 finished jobs older than 7 days.' }).waitFor()
     await dialog.waitFor({ state: 'detached' })
+  })
+
+  it('offers an editor only what the server lets an editor do', async () => {
+    const editorEmail = `editor-${Date.now()}@example.com`
+    const editor = await jobpost.auth.createUser({ email: editorEmail, password: PASSWORD, roles: ['editor'] })
+    const adminJob = await createJob({ name: `Admin's job ${Date.now()}`, type: 'report', showNotification: false })
+    const own = await jobpost.pluginHooks('editor-tools').createJob({ name: `Editor's job ${Date.now()}`, type: 'report', createdBy: editor.id })
+    const page = await signIn({ as: editorEmail })
+    await page.goto(`${jobpost.url}/admin/jobs?tab=active`)
+    const ownRow = page.locator(`[data-test="job-row"][data-job-id="${own.jobId}"]`)
+    const adminRow = page.locator(`[data-test="job-row"][data-job-id="${adminJob.jobId}"]`)
+    await ownRow.waitFor()
+    await adminRow.waitFor()
+    // read_jobs: the editor sees the administrator's job, but may not act on it; its own it may cancel.
+    expect(await adminRow.locator('.actions button').count()).toBe(0)
+    expect(await ownRow.locator('.actions button').allTextContents()).toEqual(['Cancel'])
+    expect(await page.locator('[data-test="cleanup"]').count()).toBe(0)
+    await api('POST', `/jobs/${adminJob.jobId}/cancel`, {})
+    await own.cancel()
   })
 
   it('renders a job named like markup as text, in the stack and on the jobs page', async () => {
