@@ -141,7 +141,9 @@ export class PostStore {
     const byId = new Map<number, PostRecord>()
     for (let i = 0; i < ids.length; i += IN_CHUNK) {
       const chunk = ids.slice(i, i + IN_CHUNK)
-      const rows = await this.executor
+      // Two narrow queries (the posts, then their meta rows) rather than one join that repeats
+      // every post column, and the author subquery, on each of its ~17 meta rows.
+      const posts = await this.executor
         .select(
           'p.id',
           'p.post_type_slug',
@@ -150,30 +152,30 @@ export class PostStore {
           'p.status',
           'p.created_at',
           'p.updated_at',
-          'm.meta_key',
-          'm.meta_value',
           this.executor.raw('(SELECT MIN(a.user_id) FROM post_authors a WHERE a.post_id = p.id) AS author_id'),
         )
         .from('posts as p')
-        .leftJoin('post_meta as m', 'm.post_id', 'p.id')
         .whereIn('p.id', chunk)
-      for (const row of rows) {
-        let post = byId.get(row.id)
-        if (!post) {
-          post = {
-            id: row.id,
-            postType: row.post_type_slug,
-            title: row.title,
-            slug: row.slug,
-            status: row.status,
-            createdAt: row.created_at,
-            updatedAt: row.updated_at,
-            authorId: row.author_id == null ? null : Number(row.author_id),
-            meta: {},
-          }
-          byId.set(row.id, post)
-        }
-        if (row.meta_key != null && row.meta_value != null) post.meta[row.meta_key] = row.meta_value
+      if (posts.length === 0) continue
+      for (const row of posts) {
+        byId.set(Number(row.id), {
+          id: Number(row.id),
+          postType: row.post_type_slug,
+          title: row.title,
+          slug: row.slug,
+          status: row.status,
+          createdAt: row.created_at,
+          updatedAt: row.updated_at,
+          authorId: row.author_id == null ? null : Number(row.author_id),
+          meta: {},
+        })
+      }
+      const metaRows = await this.executor('post_meta')
+        .select('post_id', 'meta_key', 'meta_value')
+        .whereIn('post_id', chunk)
+      for (const row of metaRows as { post_id: number; meta_key: string; meta_value: string | null }[]) {
+        const post = byId.get(Number(row.post_id))
+        if (post && row.meta_value != null) post.meta[row.meta_key] = row.meta_value
       }
     }
     return ids.flatMap((id) => byId.get(id) ?? [])
@@ -461,16 +463,14 @@ export class PostStore {
   }
 
   /**
-   * Refreshes the planner's statistics (SQLite `PRAGMA optimize` with a bounded analysis,
-   * PostgreSQL `ANALYZE` of posts and post_meta), so that the partial meta indexes are chosen
-   * once the tables are large. Cheap enough to run at start and every few hours.
+   * Refreshes the planner's statistics where they help: PostgreSQL `ANALYZE` of posts and
+   * post_meta (autovacuum does it too), so that the partial meta indexes are chosen on large tables.
    */
   async optimize(): Promise<void> {
-    if (this.dialect === 'sqlite') {
-      await this.executor.raw('PRAGMA analysis_limit = 1000')
-      await this.executor.raw('PRAGMA optimize = 0x10002')
-      return
-    }
+    // SQLite: nothing. Its plans for the hot paths are fixed by the query shapes (CROSS JOIN, `+col`)
+    // and need no statistics; sampled ones (PRAGMA optimize with analysis_limit) were measured to
+    // mislead it into scanning every job for the list (docs/PERFORMANCE.md).
+    if (this.dialect === 'sqlite') return
     await this.executor.raw('ANALYZE posts, post_meta')
   }
 
@@ -487,7 +487,15 @@ export class PostStore {
   private filteredPosts(query: PostQuery, byType = true): Knex.QueryBuilder {
     const k = this.executor
     const builder = k.from('posts as p')
-    if (byType) builder.where('p.post_type_slug', query.postType)
+    if (byType) {
+      // With a meta condition, the condition's partial index must drive the query (a status has
+      // few rows; a post type has them all). SQLite may start from posts_type_created_idx and scan
+      // every job instead, so there the post type is checked as an expression (`+col`, which no
+      // index serves). PostgreSQL weighs both from its statistics.
+      const metaDriven = (query.where ?? []).some((condition) => !('exists' in condition))
+      if (metaDriven && this.dialect === 'sqlite') builder.whereRaw('+p.post_type_slug = ?', [query.postType])
+      else builder.where('p.post_type_slug', query.postType)
+    }
     ;(query.where ?? []).forEach((condition, index) => {
       const alias = `c${index}`
       if ('exists' in condition) {
