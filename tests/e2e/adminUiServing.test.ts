@@ -27,7 +27,11 @@ describe('the admin UI provider', () => {
     fs.rmSync(empty, { recursive: true })
   })
 
-  describe.skipIf(!fs.existsSync(distIndex))('with the build (npm run build, run by `npm test` first)', () => {
+  describe('with the build (npm run build, run by `npm test` first)', () => {
+    beforeAll(() => {
+      if (!fs.existsSync(distIndex)) throw new Error('admin-ui/dist is missing: run `npm run build` (npm test runs it first)')
+    })
+
     it('serves index.html at /admin and for client-side routes, under the CSP, with no inline script', async () => {
       for (const url of ['/admin', '/admin/', '/admin/jobs', '/admin/login?redirect=%2Fjobs']) {
         const res = await request(jobpost.app).get(url).expect(200)
