@@ -10,6 +10,7 @@ import type { ProcessorRegistry } from '../runtime/ProcessorRegistry.js'
 import { BatchEngine, type BatchItemHandler, type BatchItemInput, type BatchProcessorOptions } from './batches.js'
 import { ChainEngine, type ChainOptions, type ChainStep } from './chains.js'
 import { exportJob } from './exportJob.js'
+import { addWorkflowPaths } from './openapi.js'
 import { Retention } from './retention.js'
 import { Scheduler, type Schedule, type ScheduleInput } from './schedules.js'
 
@@ -92,6 +93,7 @@ export function createWorkflows(options: WorkflowsOptions): Workflows {
     logger: context.logger,
   })
 
+  context.hookRegistry.addFilter('openapi_document', addWorkflowPaths, { owner: 'workflows' })
   const chains = new ChainEngine({ store: context.store, jobs, hooks: context.hookRegistry, clock: context.clock, logger: context.logger })
   const retention = new Retention({
     jobs,

@@ -146,6 +146,9 @@ describe('chains', () => {
       expect(res.body).toMatchObject({ success: false, error: { code: 'VALIDATION_FAILED' } })
     }
     await request(jobpost.app).post('/api/v1/jobs/chain').send({ steps: [{ type: 'a' }] }).expect(401)
+    const openapi = await request(jobpost.app).get('/api/v1/openapi.json').expect(200)
+    expect(Object.keys(openapi.body.paths)).toEqual(expect.arrayContaining(['/jobs/chain', '/schedules', '/schedules/{name}']))
+    expect(openapi.body.paths['/jobs/chain'].post.requestBody.content['application/json'].schema.properties.steps.maxItems).toBe(50)
     expect((await jobpost.jobs.getJobs()).total).toBe(0)
   })
 
