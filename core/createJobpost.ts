@@ -89,7 +89,9 @@ export async function createJobpost(config: JobpostConfig, options: CreateJobpos
   }
   const realtime = new RealtimeServer({ auth, logger, clock, allowedOrigins: config.corsOrigins })
 
-  const apiRouters: { path: string; router: Router }[] = [{ path: '/auth', router: createAuthController(auth) }]
+  const apiRouters: { path: string; router: Router }[] = [
+    { path: '/auth', router: createAuthController(auth, { onLogout: (session) => realtime.closeSession(session) }) },
+  ]
   const requireUser = authenticate(auth)
   const pluginRouters = new Map<string, Router>()
   const contextFor = (name: string) => {

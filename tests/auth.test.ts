@@ -79,7 +79,7 @@ describe('auth', () => {
   it('issues single-use WebSocket tickets', async () => {
     const res = await request(jobpost.app).post('/api/v1/auth/ws-ticket').set('authorization', `Bearer ${editor.token}`).expect(201)
     const ticket = res.body.data.ticket as string
-    expect(await jobpost.auth.redeemWsTicket(ticket)).toMatchObject({ id: editor.id })
+    expect(await jobpost.auth.redeemWsTicket(ticket)).toMatchObject({ user: { id: editor.id } })
     expect(await jobpost.auth.redeemWsTicket(ticket)).toBeNull()
     // a ticket is not a bearer token
     const other = await request(jobpost.app).post('/api/v1/auth/ws-ticket').set('authorization', `Bearer ${editor.token}`).expect(201)

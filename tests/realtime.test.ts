@@ -3,7 +3,7 @@ import request from 'supertest'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Job, ServerMessage } from '../core/contract.js'
 import type { Jobpost } from '../core/createJobpost.js'
-import { connectWs, startJobpost, upgradeStatus, userWithRole, type TestUser } from './support/harness.js'
+import { connectWs, PASSWORD, startJobpost, upgradeStatus, userWithRole, type TestUser } from './support/harness.js'
 
 const isUpdate = (jobId: string, pred: (job: Job) => boolean = () => true) => (m: ServerMessage) =>
   m.type === 'job_update' && m.job.jobId === jobId && pred(m.job)
@@ -112,6 +112,26 @@ describe('WebSocket /ws', () => {
     await jobpost.jobs.deleteJob(job.jobId)
     await client.next((m) => m.type === 'job_deleted' && m.jobId === job.jobId)
     await client.close()
+  })
+
+  it('closes the sockets of a session at logout (bearer and ticket), and refuses its unused tickets', async () => {
+    const session = await userWithRole(jobpost, 'editor')
+    const other = await request(jobpost.app).post('/api/v1/auth/login').send({ email: session.email, password: PASSWORD }).expect(200)
+    const ticketFor = async (token: string) =>
+      (await request(jobpost.app).post('/api/v1/auth/ws-ticket').set('authorization', `Bearer ${token}`).expect(201)).body.data.ticket as string
+    const byBearer = await connectWs(jobpost, { token: session.token })
+    const byTicket = await connectWs(jobpost, { ticket: await ticketFor(session.token) })
+    const otherSession = await connectWs(jobpost, { token: other.body.data.token })
+    const unused = await ticketFor(session.token)
+    const closes = [byBearer, byTicket].map((c) => new Promise<number>((resolve) => c.ws.once('close', (code) => resolve(code))))
+    await request(jobpost.app).post('/api/v1/auth/logout').set('authorization', `Bearer ${session.token}`).expect(200)
+    expect(await Promise.all(closes)).toEqual([4001, 4001])
+    expect(otherSession.ws.readyState).toBe(otherSession.ws.OPEN)
+    expect(await upgradeStatus(`${wsUrl}?ticket=${encodeURIComponent(unused)}`)).toBe(401)
+    // the other session still gets updates
+    const job = await jobpost.pluginHooks('logout').createJob({ name: 'after logout', type: 'ws' })
+    await otherSession.next(isUpdate(job.jobId))
+    await otherSession.close()
   })
 
   it('closes a connection that sends a frame over maxPayload', async () => {

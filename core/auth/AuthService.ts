@@ -87,30 +87,41 @@ export class AuthService {
     return user ? this.publicUser(user.id, user.email) : null
   }
 
-  async logout(token: string): Promise<void> {
-    await this.options.users.revokeToken(hashToken(token), isoNow(this.options.clock))
+  /** Revokes the token; returns the session id (its hash) so open sockets of it can be closed. */
+  async logout(token: string): Promise<string> {
+    const session = hashToken(token)
+    await this.options.users.revokeToken(session, isoNow(this.options.clock))
+    return session
   }
 
-  async issueWsTicket(user: PublicUser): Promise<{ ticket: string; expiresAt: string }> {
-    const ticket = await this.issue(user.id, 'ws_ticket', WS_TICKET_TTL_MS)
+  /** A single-use ticket for the WebSocket upgrade, tied to the session (bearer token) asking. */
+  async issueWsTicket(user: PublicUser, sessionToken: string): Promise<{ ticket: string; expiresAt: string }> {
+    const ticket = await this.issue(user.id, 'ws_ticket', WS_TICKET_TTL_MS, hashToken(sessionToken))
     return { ticket, expiresAt: new Date(this.options.clock.now() + WS_TICKET_TTL_MS).toISOString() }
   }
 
-  /** Redeems a ticket once: a second use, or a use after it expired, gets null. */
-  async redeemWsTicket(ticket: string): Promise<PublicUser | null> {
+  /** Redeems a ticket once: a second use, a use after it expired, or after its session ended, gets null. */
+  async redeemWsTicket(ticket: string): Promise<{ user: PublicUser; session: string } | null> {
     const hash = hashToken(ticket)
     const row = await this.options.users.findToken(hash)
-    if (!row || row.kind !== 'ws_ticket' || row.expiresAt <= isoNow(this.options.clock)) return null
-    if (!(await this.options.users.revokeToken(hash, isoNow(this.options.clock)))) return null
+    const now = isoNow(this.options.clock)
+    if (!row || row.kind !== 'ws_ticket' || row.expiresAt <= now || !row.sessionTokenHash) return null
+    if (!(await this.options.users.revokeToken(hash, now))) return null
+    if (!(await this.options.users.liveBearerHashes([row.sessionTokenHash], now)).size) return null
     const user = await this.options.users.findUserById(row.userId)
-    return user ? this.publicUser(user.id, user.email) : null
+    return user ? { user: await this.publicUser(user.id, user.email), session: row.sessionTokenHash } : null
+  }
+
+  /** Of these sessions (bearer token hashes), the ones still valid now. */
+  async liveSessions(sessions: readonly string[]): Promise<Set<string>> {
+    return this.options.users.liveBearerHashes(sessions, isoNow(this.options.clock))
   }
 
   async pruneExpiredTokens(): Promise<number> {
     return this.options.users.deleteExpiredTokens(isoNow(this.options.clock))
   }
 
-  private async issue(userId: number, kind: 'bearer' | 'ws_ticket', ttlMs: number): Promise<string> {
+  private async issue(userId: number, kind: 'bearer' | 'ws_ticket', ttlMs: number, sessionTokenHash?: string): Promise<string> {
     const { token, hash } = newToken()
     const now = this.options.clock.now()
     await this.options.users.insertToken({
@@ -119,6 +130,7 @@ export class AuthService {
       kind,
       createdAt: new Date(now).toISOString(),
       expiresAt: new Date(now + ttlMs).toISOString(),
+      sessionTokenHash,
     })
     return token
   }

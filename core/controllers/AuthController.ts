@@ -11,7 +11,7 @@ const loginSchema = z.strictObject({
 })
 
 /** /api/v1/auth: login (public), logout, me, ws-ticket. */
-export function createAuthController(auth: AuthService): Router {
+export function createAuthController(auth: AuthService, options: { onLogout?: (session: string) => void } = {}): Router {
   const router = Router()
   const requireUser = authenticate(auth)
 
@@ -22,7 +22,8 @@ export function createAuthController(auth: AuthService): Router {
   })
 
   router.post('/logout', requireUser, async (req, res) => {
-    await auth.logout(req.token!)
+    const session = await auth.logout(req.token!)
+    options.onLogout?.(session)
     sendData(res, { loggedOut: true })
   })
 
@@ -31,7 +32,7 @@ export function createAuthController(auth: AuthService): Router {
   })
 
   router.post('/ws-ticket', requireUser, async (req, res) => {
-    sendData(res, await auth.issueWsTicket(req.user!), 201)
+    sendData(res, await auth.issueWsTicket(req.user!, req.token!), 201)
   })
 
   return router

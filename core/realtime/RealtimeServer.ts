@@ -5,6 +5,7 @@ import type { Job, PublicUser, ServerMessage } from '../contract.js'
 import { systemClock, type Clock } from '../clock.js'
 import type { AuthService } from '../auth/AuthService.js'
 import { canSeeAllJobs } from '../auth/capabilities.js'
+import { hashToken } from '../auth/passwords.js'
 import { bearerToken } from '../http/middleware.js'
 import type { Logger } from '../logger.js'
 
@@ -31,6 +32,8 @@ export interface RealtimeOptions {
 interface Client {
   socket: WebSocket
   user: PublicUser
+  /** The session (hash of the bearer token) the socket was opened with. */
+  session: string
   address: string
   alive: boolean
   /** When its unsent bytes first passed maxBufferedBytes (cleared once under again). */
@@ -203,12 +206,12 @@ export class RealtimeServer {
     this.perAddress.set(address, (this.perAddress.get(address) ?? 0) + 1)
     let accepted = false
     try {
-      const user = await this.authenticate(req, url)
-      if (!user) return refuse(socket, 401, 'UNAUTHENTICATED', 'A valid bearer token or ticket is required.')
+      const identity = await this.authenticate(req, url)
+      if (!identity) return refuse(socket, 401, 'UNAUTHENTICATED', 'A valid bearer token or ticket is required.')
       if (socket.destroyed) return
       this.wss.handleUpgrade(req, socket, head, (ws) => {
         accepted = true
-        this.accept(ws, user, address)
+        this.accept(ws, identity.user, identity.session, address)
       })
     } finally {
       if (!accepted) this.release(address)
@@ -221,12 +224,34 @@ export class RealtimeServer {
     else this.perAddress.set(address, left)
   }
 
-  private async authenticate(req: IncomingMessage, url: URL): Promise<PublicUser | null> {
+  private async authenticate(req: IncomingMessage, url: URL): Promise<{ user: PublicUser; session: string } | null> {
     const token = bearerToken(req.headers.authorization)
-    if (token) return this.options.auth.authenticate(token)
+    if (token) {
+      const user = await this.options.auth.authenticate(token)
+      return user ? { user, session: hashToken(token) } : null
+    }
     const tickets = url.searchParams.getAll('ticket')
     if (tickets.length === 1 && tickets[0]!.length <= 128) return this.options.auth.redeemWsTicket(tickets[0]!)
     return null
+  }
+
+  /** Closes every socket of a session that ended (logout), with 4001; clients then re-authenticate. */
+  closeSession(session: string): number {
+    let closed = 0
+    for (const client of this.clients) {
+      if (client.session !== session) continue
+      client.socket.close(SESSION_ENDED, 'Session ended')
+      closed++
+    }
+    return closed
+  }
+
+  /** Closes sockets whose session was revoked or expired elsewhere (another instance, the CLI). */
+  private async revalidateSessions() {
+    const sessions = [...new Set([...this.clients].map((client) => client.session))]
+    if (sessions.length === 0) return
+    const live = await this.options.auth.liveSessions(sessions)
+    for (const session of sessions) if (!live.has(session)) this.closeSession(session)
   }
 
   /** No Origin (not a browser) is fine; a browser's Origin must be ours or allowlisted. */
@@ -238,8 +263,8 @@ export class RealtimeServer {
     return host !== undefined && (origin === `http://${host}` || origin === `https://${host}`)
   }
 
-  private accept(socket: WebSocket, user: PublicUser, address: string) {
-    const client: Client = { socket, user, address, alive: true }
+  private accept(socket: WebSocket, user: PublicUser, session: string, address: string) {
+    const client: Client = { socket, user, session, address, alive: true }
     this.clients.add(client)
     socket.on('pong', () => {
       client.alive = true
@@ -269,6 +294,7 @@ export class RealtimeServer {
   }
 
   private beat() {
+    this.revalidateSessions().catch((error) => this.options.logger.warn({ err: error }, 'Could not revalidate WebSocket sessions'))
     for (const client of this.clients) {
       if (!client.alive) {
         client.socket.terminate()
@@ -279,6 +305,9 @@ export class RealtimeServer {
     }
   }
 }
+
+/** Close code sent when the socket's session (bearer token) ended: log in again. */
+export const SESSION_ENDED = 4001
 
 function refuse(socket: Duplex, status: number, code: string, message: string) {
   if (socket.destroyed) return

@@ -16,6 +16,8 @@ export interface TokenRow {
   kind: 'bearer' | 'ws_ticket'
   expiresAt: string
   revokedAt: string | null
+  /** For a ws_ticket: the hash of the bearer token that asked for it. */
+  sessionTokenHash: string | null
 }
 
 /** Users, roles, capabilities and tokens: the SQL behind AuthService. */
@@ -81,20 +83,47 @@ export class UserStore {
     return { roles, capabilities }
   }
 
-  async insertToken(token: { userId: number; tokenHash: string; kind: TokenRow['kind']; createdAt: string; expiresAt: string }) {
+  async insertToken(token: {
+    userId: number
+    tokenHash: string
+    kind: TokenRow['kind']
+    createdAt: string
+    expiresAt: string
+    sessionTokenHash?: string
+  }) {
     await this.k('auth_tokens').insert({
       user_id: token.userId,
       token_hash: token.tokenHash,
       kind: token.kind,
       created_at: token.createdAt,
       expires_at: token.expiresAt,
+      session_token_hash: token.sessionTokenHash ?? null,
     })
+  }
+
+  /** Of the given bearer token hashes, those still unrevoked and unexpired at `now`. */
+  async liveBearerHashes(hashes: readonly string[], now: string): Promise<Set<string>> {
+    if (hashes.length === 0) return new Set()
+    const rows: { token_hash: string }[] = await this.k('auth_tokens')
+      .select('token_hash')
+      .whereIn('token_hash', [...hashes])
+      .where('kind', 'bearer')
+      .whereNull('revoked_at')
+      .where('expires_at', '>', now)
+    return new Set(rows.map((row) => row.token_hash))
   }
 
   async findToken(tokenHash: string): Promise<TokenRow | null> {
     const row = await this.k('auth_tokens').where('token_hash', tokenHash).first()
     if (!row) return null
-    return { id: row.id, userId: row.user_id, kind: row.kind, expiresAt: row.expires_at, revokedAt: row.revoked_at }
+    return {
+      id: row.id,
+      userId: row.user_id,
+      kind: row.kind,
+      expiresAt: row.expires_at,
+      revokedAt: row.revoked_at,
+      sessionTokenHash: row.session_token_hash ?? null,
+    }
   }
 
   /** Revokes an unrevoked token; returns false when it was already revoked (single use). */
