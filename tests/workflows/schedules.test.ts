@@ -115,7 +115,7 @@ describe('cron schedules', () => {
     } finally {
       await b.close()
     }
-  })
+  }, 90_000) // a second Node process with tsx starts slowly on a busy machine
 
   it('survives a restart, keeps its next run, and fires a missed run once', async () => {
     const clock = new ManualClock(T('2026-03-01T00:00:00.000Z'))
