@@ -471,7 +471,11 @@ class BatchControl {
       if (job.jobId === jobId) this.observe(job.status)
     }
     this.unsubscribe.push(hooks.on('job:paused', follow), hooks.on('job:resumed', follow), hooks.on('job:cancelled', follow))
-    const onAbort = () => this.stop(signal.reason)
+    const onAbort = () => {
+      // The runtime aborts with reason 'cancelled' when the job was cancelled (see JobRuntime).
+      if ((signal.reason as { reason?: unknown } | undefined)?.reason === 'cancelled') this.cancelled = true
+      this.stop(signal.reason)
+    }
     if (signal.aborted) onAbort()
     else signal.addEventListener('abort', onAbort, { once: true })
     this.unsubscribe.push(() => signal.removeEventListener('abort', onAbort))
