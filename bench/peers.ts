@@ -116,7 +116,11 @@ export async function benchBullmq(options: { singles: number; bulk: number; proc
   }
 }
 
-/** pg-boss 10 on PostgreSQL: insert, no-op processing with 10 workers (its concurrency), latency. */
+/**
+ * pg-boss 10 on PostgreSQL: insert, no-op processing with 10 workers (its way of running 10 at
+ * once), latency. Each pg-boss worker fetches `batchSize` jobs, then waits out its polling
+ * interval (at least 0.5 s), so its throughput is bounded by polling, not by the database.
+ */
 export async function benchPgBoss(options: { process: number; latencyJobs: number; perSecond: number }): Promise<QueueFigures | null> {
   const database = await freshDatabase('pgboss')
   if (!database) return null

@@ -132,6 +132,9 @@ function configureSqliteConnection(conn: any, filename: string) {
   if (filename !== ':memory:') conn.pragma('journal_mode = WAL')
   conn.pragma('foreign_keys = ON')
   conn.pragma('synchronous = NORMAL')
+  // 64 MB of page cache (the default is 2 MB): cleanup of 100k jobs touches the meta B-tree and
+  // three partial indexes; measured 17.9 s → 8.2 s at 300k jobs (docs/PERFORMANCE.md).
+  conn.pragma('cache_size = -65536')
 }
 
 export function createDatabase(target: DatabaseTarget): Database {

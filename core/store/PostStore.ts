@@ -294,10 +294,16 @@ export class PostStore {
     const builder = k('post_meta as s').select('s.post_id', 's.meta_value').where(keyIs(k, 's', options.key))
     // The scan must walk `key`'s index in value order and stop at `limit` (O(log n + limit)).
     // SQLite's planner would rather start from the filter's index (say, every job of a type) and
-    // sort; a CROSS JOIN keeps `s` as its outer loop. PostgreSQL chooses well from its statistics.
+    // sort; a CROSS JOIN keeps `s` as its outer loop. PostgreSQL gets planner settings (below).
     const join = (table: string, alias: string, on: string) => {
       if (this.dialect === 'sqlite') builder.joinRaw(`CROSS JOIN ${table} AS ${alias} ON ${on}`)
       else builder.joinRaw(`INNER JOIN ${table} AS ${alias} ON ${on}`)
+    }
+    if (this.dialect === 'postgres' && this.inTransaction && (options.postType !== undefined || options.filter)) {
+      // PostgreSQL's statistics on meta_value mix every key, so it can badly misjudge how many
+      // rows a filter keeps (e.g. finished jobs) and hash them all, then sort, for each batch.
+      // For the rest of this transaction, leave it the ordered index scan and nested loops.
+      await k.raw('SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off; SET LOCAL jit = off')
     }
     if (options.postType !== undefined) {
       join('posts', 'p', 'p.id = s.post_id')
@@ -377,10 +383,13 @@ export class PostStore {
     if (options.matchValues.length === 0) return []
     return this.transaction(async (store) => {
       const k = store.executor
-      const rows = await k('post_meta')
-        .select('post_id')
-        .where(keyIs(k, 'post_meta', options.matchKey))
-        .whereIn('meta_value', [...options.matchValues])
+      // Only posts that still have `key`: a lease that was released (cancel, settle) is not renewed,
+      // so its holder learns that it lost the job.
+      const rows = await k('post_meta as m')
+        .select('m.post_id')
+        .where(keyIs(k, 'm', options.matchKey))
+        .whereIn('m.meta_value', [...options.matchValues])
+        .whereExists(k('post_meta as t').select(k.raw('1')).whereRaw('t.post_id = m.post_id').andWhere(keyIs(k, 't', options.key)))
       const ids = rows.map((row: { post_id: number }) => Number(row.post_id))
       if (ids.length) {
         await k('post_meta').where('meta_key', options.key).whereIn('post_id', ids).update({ meta_value: options.value })
