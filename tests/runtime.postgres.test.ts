@@ -73,6 +73,28 @@ describe('JobRuntime on PostgreSQL', () => {
     expect(await jobpost.jobs.complete(high.jobId, 'fresh', { attemptToken: second.attemptToken! })).toMatchObject({ status: 'completed', attempts: 2 })
   })
 
+  it('aborts a running processor when its job is cancelled from another instance', async (ctx) => {
+    if (!pg) return ctx.skip()
+    const runner = await startJobpost(
+      { database: { dialect: 'postgres', connectionString: pg!.url }, workerLeaseMs: 600, workerPollMs: 20 },
+      { listen: false },
+    )
+    hosts.push(runner)
+    const other = await host()
+    let aborted: unknown
+    runner.pluginHooks('pg').registerJobProcessor('pg-remote-cancel', (_job, { signal }) =>
+      new Promise((_, reject) => signal.addEventListener('abort', () => reject((aborted = signal.reason)))),
+    )
+    const job = await other.pluginHooks('pg').enqueueJob({ type: 'pg-remote-cancel' })
+    runner.runtime.start()
+    await eventually(async () => (await other.jobs.getJob(job.jobId))?.status === 'running')
+    await other.jobs.cancel(job.jobId)
+    // The runner hears of it at its next heartbeat (a third of the lease), not through a local event.
+    await eventually(() => aborted !== undefined, { timeoutMs: 5000 })
+    await runner.runtime.whenIdle()
+    expect(await other.jobs.getJob(job.jobId)).toMatchObject({ status: 'cancelled' })
+  })
+
   it('lets exactly one of concurrent settles win across connections', async (ctx) => {
     if (!pg) return ctx.skip()
     const [a, b] = [await host(), await host()]
