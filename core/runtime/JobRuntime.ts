@@ -55,6 +55,7 @@ export class JobRuntime {
   private stopping = false
   private claiming = false
   private claimAgain = false
+  private claimLoopDone: Promise<void> = Promise.resolve()
   private timers = new Set<NodeJS.Timeout>()
   private unsubscribers: (() => void)[] = []
   private idleWaiters: (() => void)[] = []
@@ -107,10 +108,15 @@ export class JobRuntime {
     }
     this.claiming = true
     // On the next turn of the event loop, so that every attempt settled in this turn (a batch)
-    // has freed its slot and one claim fills them all.
-    setImmediate(() => {
-      void this.claimLoop().finally(() => {
-        this.claiming = false
+    // has freed its slot and one claim fills them all. stop() waits for it: a claim that lands
+    // after stop() counted the running attempts would run jobs nobody drains or releases.
+    this.claimLoopDone = new Promise<void>((resolve) => {
+      setImmediate(() => {
+        const loop = this.stopping ? Promise.resolve() : this.claimLoop()
+        void loop.finally(() => {
+          this.claiming = false
+          resolve()
+        })
       })
     })
   }
@@ -127,6 +133,8 @@ export class JobRuntime {
     for (const unsubscribe of this.unsubscribers) unsubscribe()
     this.unsubscribers = []
     const graceMs = options.graceMs ?? 10_000
+    // Jobs of a claim in flight join `running` first, then drain or are released with the rest.
+    await this.claimLoopDone
     const drained = this.whenIdle()
     let graceTimer: NodeJS.Timeout | undefined
     const graceOver = new Promise<'timeout'>((resolve) => {

@@ -2,6 +2,7 @@ import path from 'node:path'
 import type { DatabaseTarget } from '../../../core/config.js'
 import type { Jobpost } from '../../../core/createJobpost.js'
 import { UnrecoverableError } from '../../../core/errors.js'
+import pino from 'pino'
 import { startJobpost } from '../../support/harness.js'
 
 export interface SoakOptions {
@@ -24,8 +25,10 @@ export interface SoakReport {
   failed: number
   /** jobIds whose final event was seen other than exactly once. */
   notExactlyOnce: { jobId: string; finals: number }[]
-  /** jobIds whose processor returned success more than once. */
-  succeededTwice: string[]
+  /** Jobs whose processor returned success more than once, with what happened to them. */
+  succeededTwice: { jobId: string; successes: number; attempts: number; retries: string[]; logs: string[] }[]
+  /** Errors the instances logged, by message. */
+  loggedErrors: Record<string, number>
   /** Jobs whose stored status disagrees with the final event seen. */
   statusMismatches: string[]
   retries: number
@@ -74,6 +77,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     for (const event of WATCHED_EVENTS) listenerGrowth[event] = Math.max(listenerGrowth[event] ?? 0, now[event]! - atOpen[event]!)
   }
   let retries = 0
+  const retryErrors = new Map<string, string[]>()
+  /** Warnings and errors the instances logged (kept to explain a failure). */
+  const warnings: string[] = []
   let interrupted = 0
   const started = Date.now()
 
@@ -86,7 +92,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         workerPollMs: 50,
         jobRetentionDays: 0,
       },
-      { listen: false, runWorker: true },
+      { listen: false, runWorker: true, logger: pino({ level: 'warn' }, { write: (line: string) => void warnings.push(line) }) },
     )
     instance.processors.register(
       'soak',
@@ -107,7 +113,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     }
     instance.hooks.on('job:completed', final('completed'))
     instance.hooks.on('job:failed', final('failed'))
-    instance.hooks.on('job:retry', ({ error }) => {
+    instance.hooks.on('job:retry', ({ job, error }) => {
+      retryErrors.set(job.jobId, [...(retryErrors.get(job.jobId) ?? []), error])
       retries++
       if (/shutdown/.test(error)) interrupted++
     })
@@ -163,8 +170,26 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     }
     if (page.jobs.length < 500) break
   }
-  const succeededTwice = [...successes].filter(([, n]) => n > 1).map(([jobId]) => jobId)
+  const succeededTwice: SoakReport['succeededTwice'] = []
+  for (const [jobId, n] of successes) {
+    if (n <= 1) continue
+    const record = await instance.jobs.getJobRecord(jobId)
+    succeededTwice.push({
+      jobId,
+      successes: n,
+      attempts: record?.attempts ?? -1,
+      retries: retryErrors.get(jobId) ?? [],
+      logs: warnings.filter((line) => line.includes(jobId)).slice(0, 5),
+    })
+  }
   await instance.close()
+  const loggedErrors: Record<string, number> = {}
+  for (const line of warnings) {
+    const parsed = JSON.parse(line) as { level: number; msg: string; err?: { message?: string } }
+    if (parsed.level < 50) continue
+    const key = `${parsed.msg}${parsed.err?.message ? `: ${parsed.err.message.slice(0, 120)}` : ''}`
+    loggedErrors[key] = (loggedErrors[key] ?? 0) + 1
+  }
   const elapsedMs = Date.now() - started
   return {
     jobs: options.jobs,
@@ -180,6 +205,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     elapsedMs,
     jobsPerSecond: Math.round((options.jobs / elapsedMs) * 1000),
     listenerGrowth,
+    loggedErrors,
   }
 }
 
