@@ -294,10 +294,16 @@ export class PostStore {
     const builder = k('post_meta as s').select('s.post_id', 's.meta_value').where(keyIs(k, 's', options.key))
     // The scan must walk `key`'s index in value order and stop at `limit` (O(log n + limit)).
     // SQLite's planner would rather start from the filter's index (say, every job of a type) and
-    // sort; a CROSS JOIN keeps `s` as its outer loop. PostgreSQL chooses well from its statistics.
+    // sort; a CROSS JOIN keeps `s` as its outer loop. PostgreSQL gets planner settings (below).
     const join = (table: string, alias: string, on: string) => {
       if (this.dialect === 'sqlite') builder.joinRaw(`CROSS JOIN ${table} AS ${alias} ON ${on}`)
       else builder.joinRaw(`INNER JOIN ${table} AS ${alias} ON ${on}`)
+    }
+    if (this.dialect === 'postgres' && this.inTransaction && (options.postType !== undefined || options.filter)) {
+      // PostgreSQL's statistics on meta_value mix every key, so it can badly misjudge how many
+      // rows a filter keeps (e.g. finished jobs) and hash them all, then sort, for each batch.
+      // For the rest of this transaction, leave it the ordered index scan and nested loops.
+      await k.raw('SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off; SET LOCAL jit = off')
     }
     if (options.postType !== undefined) {
       join('posts', 'p', 'p.id = s.post_id')
