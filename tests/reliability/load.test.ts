@@ -8,7 +8,7 @@ import { tempDir } from './support/processes.js'
  * on a SQLite file, with random failures and graceful restarts. Size it with SOAK_CI_JOBS.
  * The full soak (100k jobs) is tests/soak/, run by `npm run test:soak`.
  */
-const JOBS = Number(process.env.SOAK_CI_JOBS ?? 2000)
+const JOBS = Number(process.env.SOAK_CI_JOBS ?? 3000)
 
 describe('load: jobs through the runtime with random failures and restarts', () => {
   it(`${JOBS} jobs: each final exactly once, handles, listeners and RSS back to baseline`, async () => {

@@ -31,6 +31,7 @@ export async function soakAndCheck(options: SoakOptions & { rssSlackMb: number }
   expect(report.notExactlyOnce, 'jobs not final exactly once').toEqual([])
   expect(report.succeededTwice, 'jobs whose processor succeeded twice').toEqual([])
   expect(report.statusMismatches, 'stored status differs from the final event').toEqual([])
+  expect(report.loggedErrors, 'errors the instances logged').toEqual({})
   expect(report.completed + report.failed).toBe(options.jobs)
   expect(report.storedByStatus).toMatchObject({ pending: 0, running: 0, paused: 0 })
   expect(report.restartsDone).toBe(options.restarts)
