@@ -136,11 +136,14 @@ describe('WebSocket: hostile clients', () => {
     await stillHealthy()
   }, 60_000)
 
-  it('1,000 sockets from one address: at most 50 are let in, the rest get 429, and the server stays up', async () => {
+  it('1,000 sockets from one address (spoofed X-Forwarded-For): at most 50 are let in, the rest get 429, and the server stays up', async () => {
     const results: (WebSocket | number)[] = []
     for (let batch = 0; batch < 10; batch++) {
-      const attempts = Array.from({ length: 100 }, () =>
-        open(wsUrl, headers()).catch((error: { status?: number }) => error.status ?? -1),
+      // Each claims another address in X-Forwarded-For: the cap counts the real peer address.
+      const attempts = Array.from({ length: 100 }, (_, i) =>
+        open(wsUrl, { ...headers(), 'x-forwarded-for': `198.51.100.${(batch * 100 + i) % 250}` }).catch(
+          (error: { status?: number }) => error.status ?? -1,
+        ),
       )
       results.push(...(await Promise.all(attempts)))
     }
