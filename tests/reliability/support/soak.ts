@@ -98,7 +98,10 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       'soak',
       async (job, { signal }) => {
         const roll = rand()
-        if (rand() < 0.2) await new Promise((resolve) => setTimeout(resolve, Math.floor(rand() * 3)))
+        const pace = rand()
+        // 5% of attempts take 50 ms, so that restarts catch some mid-run (released, uncounted).
+        if (pace < 0.05) await new Promise((resolve) => setTimeout(resolve, 50))
+        else if (pace < 0.25) await new Promise((resolve) => setTimeout(resolve, Math.floor(rand() * 3)))
         if (signal.aborted) throw signal.reason
         if (roll < unrecoverableRate) throw new UnrecoverableError('soak: unrecoverable')
         if (roll < unrecoverableRate + failureRate) throw Object.assign(new Error('soak: transient'), { retryDelay: Math.floor(rand() * 5) })

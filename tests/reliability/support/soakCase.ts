@@ -40,6 +40,8 @@ export async function soakAndCheck(options: SoakOptions & { rssSlackMb: number }
     expect(report.failed).toBeGreaterThan(0)
     expect(report.retries).toBeGreaterThan(0)
   }
+  // With many restarts some catch attempts mid-run (each has a ~80% chance): those are released.
+  if (options.restarts >= 10) expect(report.interrupted).toBeGreaterThan(0)
   expect(report.listenerGrowth).toEqual(Object.fromEntries(Object.keys(report.listenerGrowth).map((event) => [event, 0])))
   expect(warnings.filter((w) => /MaxListeners|leak/i.test(w)), 'leak warnings').toEqual([])
 
