@@ -1,4 +1,6 @@
 import path from 'node:path'
+import v8 from 'node:v8'
+import vm from 'node:vm'
 import type { DatabaseTarget } from '../../../core/config.js'
 import type { Jobpost } from '../../../core/createJobpost.js'
 import { UnrecoverableError } from '../../../core/errors.js'
@@ -223,12 +225,21 @@ export function sqliteTarget(dir: string): DatabaseTarget {
   return { dialect: 'sqlite', filename: path.join(dir, 'soak.sqlite') }
 }
 
-/** Runs the garbage collector if node was started with --expose-gc; returns the RSS in MB. */
-export async function settledRssMb(): Promise<number> {
-  const gc = (globalThis as { gc?: () => void }).gc
+/** The garbage collector, exposed at run time if node was not started with --expose-gc. */
+function collector(): () => void {
+  const exposed = (globalThis as { gc?: () => void }).gc
+  if (exposed) return exposed
+  v8.setFlagsFromString('--expose-gc')
+  return vm.runInNewContext('gc') as () => void
+}
+
+/** After full collections: the RSS and the V8 heap in use, in MB. */
+export async function settledMemoryMb(): Promise<{ rss: number; heap: number }> {
+  const gc = collector()
   for (let i = 0; i < 3; i++) {
-    gc?.()
+    gc()
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
-  return process.memoryUsage().rss / 1024 / 1024
+  const { rss, heapUsed } = process.memoryUsage()
+  return { rss: rss / 1024 / 1024, heap: heapUsed / 1024 / 1024 }
 }
