@@ -10,7 +10,7 @@ type Who = 'anonymous' | 'revoked' | 'subscriber' | 'editor' | 'administrator'
 const WHO: Who[] = ['anonymous', 'revoked', 'subscriber', 'editor', 'administrator']
 const ROLES = ['subscriber', 'editor', 'administrator'] as const
 
-/** Routes anyone may call without a token. */
+/** Routes anyone may call without a token (every other route, /api or not, must answer 401). */
 const PUBLIC = new Set(['POST /api/v1/auth/login', 'GET /api/v1/openapi.json'])
 
 interface Expectation {
@@ -47,6 +47,8 @@ const KNOWN: Record<string, Expectation> = {
   // delete_jobs is checked first; a pending job cannot be deleted.
   'DELETE /api/v1/jobs/:jobId': { roles: { subscriber: [403], editor: [403], administrator: [409] } },
   'POST /api/v1/plugins/example-job-plugin/run': { body: { kind: 'import' }, roles: { subscriber: [403], editor: [403], administrator: [201] } },
+  // Prometheus metrics: read_jobs (the scraper gets an editor account).
+  'GET /metrics': { roles: { subscriber: [403], editor: [200], administrator: [200] } },
 }
 
 /** The same routes on a job the subscriber created: its creator may control it (create_jobs), not delete it. */
@@ -120,7 +122,7 @@ describe('auth matrix: every route × {anonymous, revoked token, subscriber, edi
         const label = `${key} as ${who} → ${res.status}`
         if (res.status >= 500) failures.push(`${label} (server error)`)
         if (res.status >= 400 && res.body?.success !== false && route.path.startsWith('/api/')) failures.push(`${label} (no error envelope)`)
-        if (PUBLIC.has(key) || !route.path.startsWith('/api/')) continue
+        if (PUBLIC.has(key)) continue
         if (who === 'anonymous' || who === 'revoked') {
           if (res.status !== 401) failures.push(`${label} (expected 401)`)
           else if (res.body?.error?.code !== 'UNAUTHENTICATED') failures.push(`${label} (code ${res.body?.error?.code})`)
