@@ -177,20 +177,27 @@ export class RealtimeServer {
     for (const client of this.clients) {
       if (!canSeeAllJobs(client.user) && job.createdBy !== client.user.id) continue
       if (client.socket.readyState !== client.socket.OPEN) continue
-      const buffered = client.socket.bufferedAmount
-      if (buffered > this.options.maxBufferedBytes) {
-        const now = this.clock.now()
-        client.slowSince ??= now
-        if (buffered > this.options.maxBufferedBytes * 16 || now - client.slowSince > this.options.slowClientGraceMs) {
-          this.options.logger.warn({ user: client.user.id }, 'Dropping a WebSocket client that does not keep up')
-          client.socket.terminate()
-          continue
-        }
-      } else {
-        client.slowSince = undefined
-      }
+      if (this.dropIfTooSlow(client)) continue
       client.socket.send(data)
     }
+  }
+
+  /**
+   * Drops a client whose unsent bytes stayed over maxBufferedBytes for slowClientGraceMs, or
+   * passed 16 times that at once: it does not read what it is sent (or what it asks for).
+   */
+  private dropIfTooSlow(client: Client): boolean {
+    const buffered = client.socket.bufferedAmount
+    if (buffered <= this.options.maxBufferedBytes) {
+      client.slowSince = undefined
+      return false
+    }
+    const now = this.clock.now()
+    client.slowSince ??= now
+    if (buffered <= this.options.maxBufferedBytes * 16 && now - client.slowSince <= this.options.slowClientGraceMs) return false
+    this.options.logger.warn({ user: client.user.id }, 'Dropping a WebSocket client that does not keep up')
+    client.socket.terminate()
+    return true
   }
 
   private async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer) {
@@ -279,6 +286,8 @@ export class RealtimeServer {
   }
 
   private onMessage(client: Client, text: string, isBinary: boolean) {
+    // A client flooding messages without reading the replies would make us buffer them all.
+    if (this.dropIfTooSlow(client)) return
     let message: unknown
     try {
       message = isBinary ? undefined : JSON.parse(text)

@@ -136,6 +136,26 @@ describe('WebSocket: hostile clients', () => {
     await stillHealthy()
   }, 60_000)
 
+  it('a client that floods tiny messages and never reads its replies is dropped, not buffered without end', async () => {
+    const flooder = await open(wsUrl, headers())
+    flooder.on('error', () => undefined)
+    await eventually(() => jobpost.realtime.clientCount === 1)
+    ;(flooder as unknown as { _socket: { pause(): void } })._socket.pause()
+    const gone = closed(flooder)
+    // Each 1-byte junk frame earns a ~100-byte error reply: 400k frames would queue ~40 MB of replies.
+    const frames = 400_000
+    for (let i = 0; i < frames && jobpost.realtime.clientCount > 0; i++) {
+      flooder.send('x')
+      if (i % 5000 === 0) await new Promise((resolve) => setImmediate(resolve))
+    }
+    await eventually(() => jobpost.realtime.clientCount === 0, { timeoutMs: 20_000 })
+    const server = [...((jobpost.realtime as unknown as { clients: Set<{ socket: WebSocket }> }).clients)]
+    expect(server).toHaveLength(0)
+    flooder.terminate()
+    await gone
+    await stillHealthy()
+  }, 60_000)
+
   it('1,000 sockets from one address (spoofed X-Forwarded-For): at most 50 are let in, the rest get 429, and the server stays up', async () => {
     const results: (WebSocket | number)[] = []
     for (let batch = 0; batch < 10; batch++) {
