@@ -226,6 +226,30 @@ describe('REST: hostile input is refused with a clear 4xx and changes nothing', 
       expect(res.headers['x-content-type-options']).toBe('nosniff')
     })
 
+    it('40 concurrent cancel / pause / resume / retry / delete calls on one job: 200 or 409 each, a consistent end state', async () => {
+      const created = await api().post('/api/v1/jobs').set(auth()).send({ name: 'Contended', type: 'contended' }).expect(201)
+      const id = created.body.data.jobId
+      const actions = ['cancel', 'pause', 'resume', 'retry', 'delete'] as const
+      const calls = Array.from({ length: 40 }, (_, i) => actions[i % actions.length]!)
+      const results = await Promise.all(
+        calls.map(async (action) => {
+          const res = action === 'delete' ? await api().delete(`/api/v1/jobs/${id}`).set(auth()) : await api().post(`/api/v1/jobs/${id}/${action}`).set(auth())
+          return { action, status: res.status }
+        }),
+      )
+      expect(results.filter((r) => ![200, 404, 409].includes(r.status))).toEqual([])
+      const final = await jobpost.jobs.getJobRecord(id)
+      const deleted = results.some((r) => r.action === 'delete' && r.status === 200)
+      if (deleted) expect(final).toBeNull()
+      else {
+        expect(['pending', 'paused', 'cancelled']).toContain(final!.status)
+        await jobpost.jobs.cancel(id).catch(() => undefined)
+        await jobpost.jobs.deleteJob(id)
+      }
+      // 404 only after a successful delete.
+      if (!deleted) expect(results.some((r) => r.status === 404)).toBe(false)
+    })
+
     it('unknown API routes → 404 envelope; unknown methods never 500', async () => {
       await refused(() => api().get('/api/v1/nope').set(auth()), 404, 'NOT_FOUND')
       const res = await api().put(`/api/v1/jobs/${jobId}`).set(auth()).send({ name: 'changed' })
