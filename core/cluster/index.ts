@@ -132,7 +132,8 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
 /**
  * Applies other instances' events here: reads each job once (however many clients there are),
  * hands it to the local realtime server, whose per-client filter and coalescing apply as for local
- * events, and wakes the local runtime when a job became claimable (without a read). Reads of one job never overlap;
+ * events, wakes the local runtime when a job became claimable (without a read), and aborts a local
+ * attempt of a job cancelled elsewhere. Reads of one job never overlap;
  * events that arrive during a read cause one more read afterwards.
  */
 class RemoteEventRelay {
@@ -151,8 +152,9 @@ class RemoteEventRelay {
         continue
       }
       if (event.claimable) this.deps.runtime.wake()
-      // With no WebSocket client here (a worker), there is nobody to read the job for.
-      if (this.deps.realtime.clientCount === 0) continue
+      // With no WebSocket client here (a worker), there is nobody to read the job for, unless it
+      // runs here: then a cancel elsewhere must abort it.
+      if (this.deps.realtime.clientCount === 0 && !(event.kind === 'change' && this.deps.runtime.isRunning(event.jobId))) continue
       const reading = this.inFlight.get(event.jobId)
       if (reading) {
         reading.again = reading.again === 'change' || event.kind === 'change' ? 'change' : 'progress'
@@ -176,6 +178,7 @@ class RemoteEventRelay {
         const job = await this.deps.jobs.getJob(jobId)
         if (job && !this.stopped) {
           this.deps.realtime.publish(job, next === 'progress' ? 'progress' : 'change')
+          if (job.status === 'cancelled' && this.deps.runtime.isRunning(jobId)) this.deps.runtime.abortCancelled(jobId)
         }
         next = entry.again
       }

@@ -313,6 +313,19 @@ export class JobRuntime {
     }
   }
 
+  /** Whether this process is running an attempt of the job. */
+  isRunning(jobId: string): boolean {
+    return this.running.has(jobId)
+  }
+
+  /**
+   * Aborts this process's attempt of a job that was cancelled elsewhere (another instance, seen
+   * through core/cluster), at once rather than at the next heartbeat.
+   */
+  abortCancelled(jobId: string): void {
+    this.abortLocal(jobId, 'cancelled')
+  }
+
   private abortLocal(jobId: string, reason: 'cancelled' | 'lease_lost') {
     this.running.get(jobId)?.controller.abort(new AttemptAborted(reason))
   }

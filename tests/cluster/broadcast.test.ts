@@ -15,6 +15,7 @@ describe('WebSocket broadcasts across instances (PostgreSQL LISTEN/NOTIFY)', () 
   let a: Started | undefined
   let b: Started | undefined
   const gates = new Map<string, () => void>()
+  const aborted = new Set<string>()
 
   beforeAll(async () => {
     database = await freshPostgresDatabase('cluster_broadcast')
@@ -27,6 +28,11 @@ describe('WebSocket broadcasts across instances (PostgreSQL LISTEN/NOTIFY)', () 
       await updateProgress(50, { step: 'half' })
       await new Promise<void>((resolve) => gates.set(job.jobId, resolve))
       return { ranOn: 'b' }
+    })
+    b.pluginHooks('cluster-test').registerJobProcessor('cross-instance-abortable', async (job, { signal }) => {
+      await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }))
+      aborted.add(job.jobId)
+      return null
     })
   })
 
@@ -65,6 +71,19 @@ describe('WebSocket broadcasts across instances (PostgreSQL LISTEN/NOTIFY)', () 
       await watcher.close()
       await outsider.close()
     }
+  })
+
+  it('a cancel on instance A aborts the attempt running on instance B at once, not at its next heartbeat', async (ctx) => {
+    if (!database) return ctx.skip()
+    const job = await a!.pluginHooks('cluster-test').enqueueJob({ type: 'cross-instance-abortable', name: 'Cancelled from A' })
+    await eventually(() => b!.runtime.isRunning(job.jobId), { timeoutMs: 10_000 })
+    const cancelledAt = Date.now()
+    await a!.jobs.cancel(job.jobId)
+    // The lease heartbeat would take leaseMs / 3 = 10 s; the notification takes milliseconds.
+    await eventually(() => aborted.has(job.jobId), { timeoutMs: 3000 })
+    expect(Date.now() - cancelledAt).toBeLessThan(3000)
+    await eventually(() => !b!.runtime.isRunning(job.jobId), { timeoutMs: 5000 })
+    expect((await b!.jobs.getJob(job.jobId))!.status).toBe('cancelled')
   })
 
   it('follows the database clock, and lists both instances in the stats', async (ctx) => {

@@ -25,7 +25,7 @@ export async function spawnWorker(databaseUrl: string, env: Record<string, strin
   child.stderr!.on('data', (chunk) => (output += chunk))
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
   const workerId = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`Worker did not start in time:\n${output}`)), 20_000)
+    const timer = setTimeout(() => reject(new Error(`Worker did not start in time:\n${output}`)), 45_000)
     const onData = () => {
       const match = /READY (\S+)/.exec(output)
       if (match) {

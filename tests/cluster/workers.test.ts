@@ -24,7 +24,7 @@ describe('several worker processes on one PostgreSQL database', () => {
     await client.query('CREATE TABLE cluster_runs (job_id text PRIMARY KEY, worker text NOT NULL)')
     await client.query('CREATE TABLE cluster_double_runs (job_id text NOT NULL, worker text NOT NULL)')
     workers.push(...(await Promise.all([spawnWorker(database.url, WORKER_ENV), spawnWorker(database.url, WORKER_ENV)])))
-  }, 60_000)
+  }, 90_000)
 
   afterAll(async () => {
     await Promise.all(workers.map((worker) => worker.stop()))
