@@ -137,6 +137,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   log(`enqueued ${options.jobs} jobs in ${Date.now() - started} ms`)
 
   let restartsDone = 0
+  let lastCount = 0
+  let lastProgressAt = Date.now()
   const restartEvery = Math.max(1, Math.floor(options.jobs / (options.restarts + 1)))
   for (;;) {
     const done = finals.size
@@ -150,9 +152,14 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       log(`restart ${restartsDone}/${options.restarts} at ${done} final jobs`)
       continue
     }
-    const before = finals.size
     await new Promise((resolve) => setTimeout(resolve, 100))
-    if (finals.size === before) {
+    if (finals.size !== lastCount) {
+      lastCount = finals.size
+      lastProgressAt = Date.now()
+    } else if (Date.now() - lastProgressAt > 5000) {
+      // No progress for a while: stop if nothing is left to do (the assertions then say what was lost).
+      // Not polled more often: stats are a heavy query with 100k jobs.
+      lastProgressAt = Date.now()
       const stats = await instance.jobs.stats()
       if (stats.byStatus.pending + stats.byStatus.running + stats.byStatus.paused === 0) break
     }
