@@ -25,6 +25,8 @@ const envSchema = z.object({
   ADMIN_PASSWORD: z.string().optional(),
   /** Allowed browser origins for CORS and the WebSocket upgrade; default: the server's own origin. */
   CORS_ORIGINS: csv.optional(),
+  /** Open WebSockets allowed per client address (raise it behind a reverse proxy). */
+  WS_MAX_CONNECTIONS_PER_ADDRESS: intFromEnv(50, 1, 100_000),
   /** Plugins to load from content/plugins (comma-separated slugs). */
   ACTIVE_PLUGINS: csv.default(['example-job-plugin']),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -59,6 +61,7 @@ export interface JobpostConfig {
   adminEmail?: string
   adminPassword?: string
   corsOrigins?: string[]
+  wsMaxConnectionsPerAddress: number
   activePlugins: string[]
   pluginsDir: string
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL']
@@ -101,6 +104,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): JobpostConfig 
     adminEmail: e.ADMIN_EMAIL,
     adminPassword: e.ADMIN_PASSWORD,
     corsOrigins: e.CORS_ORIGINS,
+    wsMaxConnectionsPerAddress: e.WS_MAX_CONNECTIONS_PER_ADDRESS,
     activePlugins: e.ACTIVE_PLUGINS,
     pluginsDir: path.join(ROOT_DIR, 'content', 'plugins'),
     logLevel: e.LOG_LEVEL,

@@ -169,6 +169,19 @@ export interface JobEventMap {
 }
 export type JobEventName = keyof JobEventMap
 
+/** Events that carry a job whose new state every client allowed to see it should get at once. */
+export const JOB_CHANGE_EVENTS = [
+  'job:created',
+  'job:started',
+  'job:retry',
+  'job:completed',
+  'job:failed',
+  'job:cancelled',
+  'job:paused',
+  'job:resumed',
+  'job:updated',
+] as const satisfies readonly JobEventName[]
+
 // ---------------------------------------------------------------------------------------------
 // WebSocket messages
 

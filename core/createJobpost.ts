@@ -68,11 +68,20 @@ export async function createJobpost(config: JobpostConfig, options: CreateJobpos
   const logger = options.logger ?? createLogger(config.logLevel)
   const db = createDatabase(config.database)
   try {
-    await migrateLatest(db.knex)
+    return await assemble(config, options, { db, clock, logger })
   } catch (error) {
-    await db.close()
+    // A failed start (a migration, a provider, the LISTEN connection) must not leave the pool open.
+    await db.close().catch(() => undefined)
     throw error
   }
+}
+
+async function assemble(
+  config: JobpostConfig,
+  options: CreateJobpostOptions,
+  { db, clock, logger }: { db: Database; clock: Clock; logger: Logger },
+): Promise<Jobpost> {
+  await migrateLatest(db.knex)
   const store = new PostStore(db)
   const hooks = new HookRegistry(logger)
   const postTypes = new RegisterPostTypes()
@@ -87,7 +96,13 @@ export async function createJobpost(config: JobpostConfig, options: CreateJobpos
   if (await auth.seedAdministrator(config.adminEmail, config.adminPassword)) {
     logger.info({ email: config.adminEmail }, 'Created the first administrator')
   }
-  const realtime = new RealtimeServer({ auth, logger, clock, allowedOrigins: config.corsOrigins })
+  const realtime = new RealtimeServer({
+    auth,
+    logger,
+    clock,
+    allowedOrigins: config.corsOrigins,
+    maxConnectionsPerAddress: config.wsMaxConnectionsPerAddress,
+  })
 
   const apiRouters: { path: string; router: Router }[] = [
     { path: '/auth', router: createAuthController(auth, { onLogout: (session) => realtime.closeSession(session) }) },

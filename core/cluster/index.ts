@@ -1,4 +1,4 @@
-import type { ClusterInstance, JobEventName, JobStats } from '../contract.js'
+import { JOB_CHANGE_EVENTS, type ClusterInstance, type JobStats } from '../contract.js'
 import { OffsetClock, type Clock } from '../clock.js'
 import type { JobpostConfig } from '../config.js'
 import type { HookRegistry } from '../hooks/Hooks.js'
@@ -35,19 +35,6 @@ export interface Cluster {
   readonly notifier: PgNotifier | null
   stop(): Promise<void>
 }
-
-/** Events whose job every instance should re-read and broadcast as a change. */
-const CHANGE_EVENTS: JobEventName[] = [
-  'job:created',
-  'job:started',
-  'job:retry',
-  'job:completed',
-  'job:failed',
-  'job:cancelled',
-  'job:paused',
-  'job:resumed',
-  'job:updated',
-]
 
 /** The filter through which `GET /api/v1/jobs/stats` gets its `instances` field. */
 export const STATS_FILTER = 'jobs_stats'
@@ -94,7 +81,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     })
     await notifier.start()
     const link = notifier
-    for (const event of CHANGE_EVENTS) {
+    for (const event of JOB_CHANGE_EVENTS) {
       stops.push(
         hooks.on(
           event,

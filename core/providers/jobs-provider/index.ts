@@ -1,4 +1,4 @@
-import type { JobEventName } from '../../contract.js'
+import { JOB_CHANGE_EVENTS } from '../../contract.js'
 import { createJobsController } from '../../controllers/JobsController.js'
 import type { EnqueueJobInput, JobsHooks } from '../../hooks/pluginHooks.js'
 import { toPublicJob } from '../../registry/jobRecord.js'
@@ -20,19 +20,6 @@ export interface JobsService {
   /** The job API for one plugin (its name becomes the default `source` and the error owner). */
   hooksFor(owner: string): JobsHooks
 }
-
-/** Events that carry a job whose new state every allowed client should see. */
-const CHANGE_EVENTS: JobEventName[] = [
-  'job:created',
-  'job:started',
-  'job:retry',
-  'job:completed',
-  'job:failed',
-  'job:cancelled',
-  'job:paused',
-  'job:resumed',
-  'job:updated',
-]
 
 /**
  * Registers the `jobs` post type and wires RegisterJobs, the processors, the runtime, the REST
@@ -59,7 +46,7 @@ const jobsProvider: Provider<JobsService> = ({ hooks, context }) => {
     pollIntervalMs: context.config.workerPollMs,
   })
 
-  for (const event of CHANGE_EVENTS) {
+  for (const event of JOB_CHANGE_EVENTS) {
     context.hookRegistry.on(event, (payload) => context.realtime.publish((payload as { job: any }).job, 'change'))
   }
   context.hookRegistry.on('job:progress', ({ job }) => context.realtime.publish(job, 'progress'))
