@@ -51,10 +51,6 @@ export function queueOrder(priority: number, runAt: string): string {
   return `${String(PRIORITY_OFFSET - priority).padStart(4, '0')}|${runAt}`
 }
 
-export function runAtOfQueueOrder(order: string): string {
-  return order.slice(5)
-}
-
 export function encodeJson(value: unknown): string {
   return JSON.stringify(value === undefined ? null : value)
 }

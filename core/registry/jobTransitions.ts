@@ -34,21 +34,12 @@ const TRANSITIONS: Record<JobAction, Partial<Record<JobStatus, Target>>> = {
   retry: { failed: 'pending', cancelled: 'pending', completed_with_errors: 'pending' },
 }
 
-export function canTransition(action: JobAction, from: JobStatus): boolean {
-  return TRANSITIONS[action][from] !== undefined
-}
-
 /** The status after `action`, or IllegalTransitionError. */
 export function nextStatus(action: JobAction, from: JobStatus, pausedFrom: JobStatus | null): JobStatus {
   const target = TRANSITIONS[action][from]
   if (target === undefined) throw new IllegalTransitionError(actionVerb(action), from)
   if (target === 'previous') return pausedFrom === 'running' ? 'running' : 'pending'
   return target
-}
-
-/** The statuses from which `action` is legal (used for conditional updates). */
-export function statusesAllowing(action: JobAction): JobStatus[] {
-  return Object.keys(TRANSITIONS[action]) as JobStatus[]
 }
 
 function actionVerb(action: JobAction): string {
