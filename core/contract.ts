@@ -193,3 +193,67 @@ export type ServerMessage =
   | { type: 'error'; error: ApiError }
 
 export type ClientMessage = { type: 'ping' }
+
+// ---------------------------------------------------------------------------------------------
+// Admin routes of issue 14 (and the shapes of issue 15's logs and attempts), as API.md gives them.
+
+/** `sort` of GET /api/v1/jobs: a field, `-` first for descending. */
+export const JOB_SORTS = ['createdAt', '-createdAt', 'runAt', '-runAt', 'priority', '-priority', 'completedAt', '-completedAt'] as const
+export type JobSort = (typeof JOB_SORTS)[number]
+
+/** POST /api/v1/jobs/bulk: an action on listed jobs or on every job matching a filter. */
+export const BULK_ACTIONS = ['cancel', 'pause', 'resume', 'retry', 'delete'] as const
+export type BulkAction = (typeof BULK_ACTIONS)[number]
+export interface BulkFilter {
+  status?: JobStatus | JobStatus[]
+  type?: string
+  source?: string
+  search?: string
+}
+export type BulkRequest = { action: BulkAction; jobIds: string[] } | { action: BulkAction; filter: BulkFilter }
+/** The `result` of the `bulk_action` job that does the work. */
+export interface BulkOutcome {
+  matched: number
+  changed: number
+  skipped: number
+}
+
+/** GET /api/v1/jobs/stats/series: one minute, oldest first. */
+export interface StatsSeriesPoint {
+  minute: string
+  created: number
+  completed: number
+  failed: number
+}
+
+export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const
+export type LogLevel = (typeof LOG_LEVELS)[number]
+/** One line of GET /api/v1/jobs/:jobId/logs and of a `job_log` message. */
+export interface JobLogLine {
+  seq: number
+  at: string
+  level: LogLevel
+  message: string
+  fields: Record<string, unknown> | null
+  attempt: number
+}
+/** WebSocket server → client, after `{"type":"subscribe_logs","jobId"}`. */
+export interface JobLogMessage {
+  type: 'job_log'
+  jobId: string
+  lines: JobLogLine[]
+}
+export type LogSubscriptionMessage = { type: 'subscribe_logs'; jobId: string } | { type: 'unsubscribe_logs'; jobId: string }
+
+export const ATTEMPT_OUTCOMES = ['running', 'completed', 'failed', 'timeout', 'cancelled', 'paused', 'lease_expired', 'shutdown'] as const
+export type AttemptOutcome = (typeof ATTEMPT_OUTCOMES)[number]
+/** One attempt of GET /api/v1/jobs/:jobId/attempts; `error` carries the message and the (trimmed) stack. */
+export interface JobAttempt {
+  attempt: number
+  instance: string | null
+  startedAt: string
+  finishedAt: string | null
+  durationMs: number | null
+  outcome: AttemptOutcome
+  error: string | { message: string; stack?: string | null; [key: string]: unknown } | null
+}
