@@ -1,29 +1,31 @@
+/**
+ * The peers, each configured as its own documentation recommends for throughput, on the same
+ * workload as Jobpost: sequential single adds, bulk adds of 1,000, no-op jobs at concurrency 10,
+ * and enqueue→start latency at a steady rate. Each PostgreSQL peer gets its own database.
+ */
 import pg from 'pg'
-import { log, percentile, sleep, waitFor } from './lib.js'
-
-/** What each queue reports for the shared no-op workload. */
-export interface QueueFigures {
-  singleAddPerSec?: number
-  bulkAddPerSec?: number
-  processedPerSec: number
-  latencyP50: number
-  latencyP99: number
-}
+import { log, pacedLatency, sleep, timeUntil, type SystemFigures, type Workload } from './lib.js'
 
 export const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
 export const POSTGRES_URL = process.env.BENCH_POSTGRES_URL ?? process.env.TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 
-/** A fresh PostgreSQL database for one part of the bench, or null when none answers. */
+const CHUNK = 1000
+
+/** A fixed-name database (`bench_<label>`), dropped and created afresh; null when PostgreSQL does not answer. */
 export async function freshDatabase(label: string): Promise<{ url: string; drop(): Promise<void> } | null> {
+  const name = `bench_${label.replace(/[^a-z0-9_]/gi, '_').toLowerCase()}`
   const admin = new pg.Client({ connectionString: POSTGRES_URL, connectionTimeoutMillis: 2000 })
   try {
     await admin.connect()
   } catch {
     return null
   }
-  const name = `jobpost_bench_${label}_${process.pid}_${Date.now()}`
-  await admin.query(`CREATE DATABASE ${name}`)
-  await admin.end()
+  try {
+    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+    await admin.query(`CREATE DATABASE ${name}`)
+  } finally {
+    await admin.end()
+  }
   return {
     url: POSTGRES_URL.replace(/\/[^/]*$/, `/${name}`),
     async drop() {
@@ -35,27 +37,14 @@ export async function freshDatabase(label: string): Promise<{ url: string; drop(
   }
 }
 
-/** Paces `count` enqueues at `perSecond` and collects enqueue→start latencies (ms). */
-export async function pacedLatency(options: {
-  count: number
-  perSecond: number
-  enqueue(t0: number): Promise<unknown>
-  latencies: number[]
-  timeoutMs: number
-}): Promise<{ p50: number; p99: number }> {
-  const start = performance.now()
-  for (let i = 0; i < options.count; i++) {
-    const due = start + (i * 1000) / options.perSecond
-    const wait = due - performance.now()
-    if (wait > 1) await sleep(wait)
-    await options.enqueue(performance.now())
-  }
-  await waitFor(() => options.latencies.length >= options.count, options.timeoutMs, 'latency jobs')
-  return { p50: percentile(options.latencies, 50), p99: percentile(options.latencies, 99) }
+async function inChunks(total: number, add: (count: number, offset: number) => Promise<unknown>): Promise<void> {
+  for (let i = 0; i < total; i += CHUNK) await add(Math.min(CHUNK, total - i), i)
 }
 
-/** BullMQ 6 on Redis: single add, addBulk, no-op processing at concurrency 10, latency. */
-export async function benchBullmq(options: { singles: number; bulk: number; process: number; latencyJobs: number; perSecond: number }): Promise<QueueFigures | null> {
+// -------------------------------------------------------------------------------------------
+
+/** BullMQ 6 on Redis: `add`, `addBulk`, a Worker with concurrency 10. */
+export async function benchBullmq(w: Workload): Promise<SystemFigures | null> {
   const { Queue, Worker } = await import('bullmq')
   const { Redis } = await import('ioredis')
   const probe = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null })
@@ -63,29 +52,25 @@ export async function benchBullmq(options: { singles: number; bulk: number; proc
     await probe.connect()
     await probe.ping()
   } catch {
-    probe.disconnect()
+    log('BullMQ skipped: no Redis at ' + REDIS_URL)
     return null
   } finally {
     probe.disconnect()
   }
   const connection = { url: REDIS_URL, maxRetriesPerRequest: null } as const
-  const name = `jobpost-bench-${process.pid}`
+  const name = 'jobpost-bench'
   const queue = new Queue(name, { connection })
   await queue.obliterate({ force: true }).catch(() => undefined)
   try {
     let start = performance.now()
-    for (let i = 0; i < options.singles; i++) await queue.add('noop', { n: i })
-    const singleAddPerSec = options.singles / ((performance.now() - start) / 1000)
+    for (let i = 0; i < w.singles; i++) await queue.add('noop', { n: i })
+    const singlePerSec = w.singles / ((performance.now() - start) / 1000)
     start = performance.now()
-    for (let i = 0; i < options.bulk; i += 1000) {
-      await queue.addBulk(Array.from({ length: Math.min(1000, options.bulk - i) }, (_, n) => ({ name: 'noop', data: { n } })))
-    }
-    const bulkAddPerSec = options.bulk / ((performance.now() - start) / 1000)
+    await inChunks(w.bulk, (count) => queue.addBulk(Array.from({ length: count }, (_, n) => ({ name: 'noop', data: { n } }))))
+    const bulkPerSec = w.bulk / ((performance.now() - start) / 1000)
     await queue.obliterate({ force: true })
 
-    for (let i = 0; i < options.process; i += 1000) {
-      await queue.addBulk(Array.from({ length: Math.min(1000, options.process - i) }, (_, n) => ({ name: 'noop', data: { n } })))
-    }
+    await inChunks(w.process, (count) => queue.addBulk(Array.from({ length: count }, (_, n) => ({ name: 'noop', data: { n } }))))
     let done = 0
     const latencies: number[] = []
     const worker = new Worker(
@@ -97,65 +82,150 @@ export async function benchBullmq(options: { singles: number; bulk: number; proc
       { connection, concurrency: 10, autorun: false },
     )
     worker.on('completed', () => void done++)
-    start = performance.now()
     void worker.run()
-    await waitFor(() => done >= options.process, 600_000, 'BullMQ processing')
-    const processedPerSec = options.process / ((performance.now() - start) / 1000)
+    const processMs = await timeUntil(() => done >= w.process, 'BullMQ processing')
     const { p50, p99 } = await pacedLatency({
-      count: options.latencyJobs,
-      perSecond: options.perSecond,
+      count: w.latencyJobs,
+      perSecond: w.perSecond,
       enqueue: (t0) => queue.add('noop', { t0 }),
       latencies,
-      timeoutMs: 60_000,
     })
     await worker.close()
-    return { singleAddPerSec, bulkAddPerSec, processedPerSec, latencyP50: p50, latencyP99: p99 }
+    return { bulkPerSec, singlePerSec, processedPerSec: w.process / (processMs / 1000), latencyP50: p50, latencyP99: p99 }
   } finally {
     await queue.obliterate({ force: true }).catch(() => undefined)
     await queue.close()
   }
 }
 
+// -------------------------------------------------------------------------------------------
+
 /**
- * pg-boss 10 on PostgreSQL: insert, no-op processing with 10 workers (its way of running 10 at
- * once), latency. Each pg-boss worker fetches `batchSize` jobs, then waits out its polling
- * interval (at least 0.5 s), so its throughput is bounded by polling, not by the database.
+ * pg-boss 12 as its docs advise for throughput and latency: `useListenNotify` with a `notify`
+ * queue (a new job wakes the worker at once), `work()` fetching `batchSize` 10 with
+ * `burstWhenBatchFull` (no polling pause while batches come back full) and the shortest
+ * polling interval (0.5 s) as the backstop; `insert` for bulk, `send` for one.
  */
-export async function benchPgBoss(options: { process: number; latencyJobs: number; perSecond: number }): Promise<QueueFigures | null> {
+export async function benchPgBoss(w: Workload): Promise<SystemFigures | null> {
   const database = await freshDatabase('pgboss')
-  if (!database) return null
-  const { default: PgBoss } = await import('pg-boss')
-  const boss = new PgBoss({ connectionString: database.url, max: 12 })
+  if (!database) {
+    log('pg-boss skipped: no PostgreSQL at ' + POSTGRES_URL)
+    return null
+  }
+  const { PgBoss } = await import('pg-boss')
+  const boss = new PgBoss({ connectionString: database.url, max: 12, useListenNotify: true, schedule: false })
   boss.on('error', (error: Error) => log(`pg-boss: ${error.message}`))
   try {
     await boss.start()
-    const name = 'bench-noop'
-    await boss.createQueue(name)
-    for (let i = 0; i < options.process; i += 1000) {
-      await boss.insert(Array.from({ length: Math.min(1000, options.process - i) }, (_, n) => ({ name, data: { n } })))
-    }
+    await boss.createQueue('create', { notify: true })
+    let start = performance.now()
+    for (let i = 0; i < w.singles; i++) await boss.send('create', { n: i })
+    const singlePerSec = w.singles / ((performance.now() - start) / 1000)
+    start = performance.now()
+    await inChunks(w.bulk, (count) => boss.insert('create', Array.from({ length: count }, (_, n) => ({ data: { n } }))))
+    const bulkPerSec = w.bulk / ((performance.now() - start) / 1000)
+    await boss.deleteQueue('create')
+
+    const name = 'noop'
+    await boss.createQueue(name, { notify: true })
+    await inChunks(w.process, (count) => boss.insert(name, Array.from({ length: count }, (_, n) => ({ data: { n } }))))
     let done = 0
+    let firstAt = 0
     const latencies: number[] = []
-    const start = performance.now()
-    // pg-boss 10 has no per-worker concurrency: each work() is one polling worker.
-    for (let w = 0; w < 10; w++) {
-      await boss.work<{ t0?: number }>(name, { batchSize: 1, pollingIntervalSeconds: 0.5 }, async ([job]) => {
-        if (typeof job?.data.t0 === 'number') latencies.push(performance.now() - job.data.t0)
-        done++
-      })
-    }
-    await waitFor(() => done >= options.process, 600_000, 'pg-boss processing')
-    const processedPerSec = options.process / ((performance.now() - start) / 1000)
+    await boss.work<{ t0?: number }>(name, { batchSize: 10, pollingIntervalSeconds: 0.5, burstWhenBatchFull: true }, async (jobs) => {
+      if (firstAt === 0) firstAt = performance.now()
+      for (const job of jobs) {
+        if (typeof job.data?.t0 === 'number') latencies.push(performance.now() - job.data.t0)
+      }
+      done += jobs.length
+    })
+    // Timed from its first fetched batch (work() resolves once the worker is registered).
+    await timeUntil(() => done >= w.process, 'pg-boss processing')
+    const processMs = performance.now() - firstAt
     const { p50, p99 } = await pacedLatency({
-      count: options.latencyJobs,
-      perSecond: options.perSecond,
+      count: w.latencyJobs,
+      perSecond: w.perSecond,
       enqueue: (t0) => boss.send(name, { t0 }),
       latencies,
-      timeoutMs: 120_000,
     })
-    return { processedPerSec, latencyP50: p50, latencyP99: p99 }
+    return { bulkPerSec, singlePerSec, processedPerSec: w.process / (processMs / 1000), latencyP50: p50, latencyP99: p99 }
   } finally {
-    await boss.stop({ graceful: false, wait: true }).catch(() => undefined)
+    await boss.stop({ graceful: false, close: true, timeout: 2000 }).catch(() => undefined)
+    await database.drop().catch(() => undefined)
+  }
+}
+
+// -------------------------------------------------------------------------------------------
+
+/**
+ * graphile-worker 0.18 with the batching of its performance docs: a local queue that locks and
+ * pulls jobs in batches, batched completions (`completeJobBatchDelay: 0`), concurrency 10 with a
+ * pool of 12 (concurrency + 2), LISTEN/NOTIFY for new jobs (built in) and `pollInterval` for
+ * the rest; `addJobs` for bulk, `addJob` for one; its per-job info logging off.
+ */
+export async function benchGraphile(w: Workload): Promise<SystemFigures | null> {
+  const database = await freshDatabase('graphile')
+  if (!database) {
+    log('graphile-worker skipped: no PostgreSQL at ' + POSTGRES_URL)
+    return null
+  }
+  const { run, makeWorkerUtils, Logger } = await import('graphile-worker')
+  const logger = new Logger(() => (level: string, message: string) => {
+    if (level === 'error') log(`graphile-worker: ${message}`)
+  })
+  // One pool of our own (concurrency + 2, as its docs advise), so that it is closed before the drop.
+  const pool = new pg.Pool({ connectionString: database.url, max: 12 })
+  pool.on('error', () => undefined)
+  pool.on('connect', (client) => client.on('error', () => undefined))
+  const utils = await makeWorkerUtils({ pgPool: pool, logger })
+  let runner: Awaited<ReturnType<typeof run>> | undefined
+  try {
+    await utils.migrate()
+    let start = performance.now()
+    for (let i = 0; i < w.singles; i++) await utils.addJob('create', { n: i })
+    const singlePerSec = w.singles / ((performance.now() - start) / 1000)
+    start = performance.now()
+    await inChunks(w.bulk, (count) => utils.addJobs(Array.from({ length: count }, (_, n) => ({ identifier: 'create', payload: { n } }))))
+    const bulkPerSec = w.bulk / ((performance.now() - start) / 1000)
+    await utils.withPgClient((client) => client.query("DELETE FROM graphile_worker._private_jobs"))
+
+    await inChunks(w.process, (count) => utils.addJobs(Array.from({ length: count }, (_, n) => ({ identifier: 'noop', payload: { n } }))))
+    let done = 0
+    let firstAt = 0
+    const latencies: number[] = []
+    runner = await run({
+      pgPool: pool,
+      concurrency: 10,
+      pollInterval: 1000,
+      noHandleSignals: true,
+      logger,
+      taskList: {
+        noop: async (payload) => {
+          if (firstAt === 0) firstAt = performance.now()
+          const t0 = (payload as { t0?: number } | null)?.t0
+          if (typeof t0 === 'number') latencies.push(performance.now() - t0)
+        },
+      },
+      preset: { worker: { localQueue: { size: 500 }, completeJobBatchDelay: 0, failJobBatchDelay: 0 } },
+    })
+    runner.events.on('job:complete', () => void done++)
+    // Timed from its first task (run() resolves after the pool has started).
+    await timeUntil(() => done >= w.process, 'graphile-worker processing')
+    // Its completions are batched: timed until the last one is committed (completed jobs are deleted).
+    const remaining = async () => Number((await pool.query('SELECT count(*) AS n FROM graphile_worker._private_jobs')).rows[0].n)
+    while ((await remaining()) > 0) await sleep(2)
+    const processMs = performance.now() - firstAt
+    const { p50, p99 } = await pacedLatency({
+      count: w.latencyJobs,
+      perSecond: w.perSecond,
+      enqueue: (t0) => utils.addJob('noop', { t0 }),
+      latencies,
+    })
+    return { bulkPerSec, singlePerSec, processedPerSec: w.process / (processMs / 1000), latencyP50: p50, latencyP99: p99 }
+  } finally {
+    await Promise.resolve(runner?.stop()).catch(() => undefined)
+    await Promise.resolve(utils.release()).catch(() => undefined)
+    await pool.end().catch(() => undefined)
     await database.drop().catch(() => undefined)
   }
 }
