@@ -1,3 +1,4 @@
+import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { z } from 'zod'
@@ -46,6 +47,16 @@ const envSchema = z.object({
   /** Login attempts allowed per address and per account in the window below. */
   LOGIN_RATE_LIMIT: intFromEnv(10, 1, 10000),
   LOGIN_RATE_WINDOW_MS: intFromEnv(15 * 60 * 1000, 1000, 24 * 3600 * 1000),
+  /** Login attempts allowed per address over all accounts in that window. */
+  LOGIN_ADDRESS_RATE_LIMIT: intFromEnv(100, 1, 1_000_000),
+  /** Password hashes computed at once (scrypt); the rest wait, so logins cannot starve the server. */
+  PASSWORD_HASH_CONCURRENCY: z.coerce.number().int().min(1).max(64).optional(),
+  /** Logins waiting for a hash slot beyond this many get 429 at once. */
+  PASSWORD_HASH_QUEUE_MAX: intFromEnv(1000, 0, 1_000_000),
+  /** Jobs one owner may create per minute (unset: 600 per user over REST, 100,000 per plugin; 0 = no limit). */
+  JOB_CREATE_RATE_PER_MINUTE: z.coerce.number().int().min(0).max(100_000_000).optional(),
+  /** Pending jobs one owner may have (unset: 10,000 per user, 100,000 per plugin; 0 = no limit). */
+  MAX_PENDING_PER_OWNER: z.coerce.number().int().min(0).max(100_000_000).optional(),
   /** Express `trust proxy` setting; off by default so X-Forwarded-For cannot be spoofed. */
   TRUST_PROXY: z.string().optional(),
 })
@@ -74,6 +85,14 @@ export interface JobpostConfig {
   jobRetentionDays: number
   loginRateLimit: number
   loginRateWindowMs: number
+  loginAddressRateLimit: number
+  passwordHashConcurrency: number
+  passwordHashQueueMax: number
+  /** Job creation limits per owner (core/limits); 0 = no limit. */
+  jobLimits: {
+    user: { ratePerMinute: number; maxPending: number }
+    plugin: { ratePerMinute: number; maxPending: number }
+  }
   trustProxy?: string
 }
 
@@ -117,6 +136,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): JobpostConfig 
     jobRetentionDays: e.JOB_RETENTION_DAYS,
     loginRateLimit: e.LOGIN_RATE_LIMIT,
     loginRateWindowMs: e.LOGIN_RATE_WINDOW_MS,
+    loginAddressRateLimit: e.LOGIN_ADDRESS_RATE_LIMIT,
+    passwordHashConcurrency: e.PASSWORD_HASH_CONCURRENCY ?? Math.max(1, os.availableParallelism() - 1),
+    passwordHashQueueMax: e.PASSWORD_HASH_QUEUE_MAX,
+    jobLimits: {
+      user: { ratePerMinute: e.JOB_CREATE_RATE_PER_MINUTE ?? 600, maxPending: e.MAX_PENDING_PER_OWNER ?? 10_000 },
+      plugin: { ratePerMinute: e.JOB_CREATE_RATE_PER_MINUTE ?? 100_000, maxPending: e.MAX_PENDING_PER_OWNER ?? 100_000 },
+    },
     trustProxy: e.TRUST_PROXY,
   }
 }

@@ -9,6 +9,7 @@ import type { JobpostConfig } from './config.js'
 import { createAuthController } from './controllers/AuthController.js'
 import { createDatabase, type Database } from './db/createDatabase.js'
 import { createHttpApp } from './http/createHttpApp.js'
+import { SqlRateBuckets } from './limits/RateBuckets.js'
 import { authenticate } from './http/middleware.js'
 import { baseOpenApiDocument } from './http/openapi.js'
 import { HookRegistry } from './hooks/Hooks.js'
@@ -91,6 +92,10 @@ async function assemble(
     tokenTtlMs: config.tokenTtlMs,
     loginRateLimit: config.loginRateLimit,
     loginRateWindowMs: config.loginRateWindowMs,
+    loginAddressRateLimit: config.loginAddressRateLimit,
+    buckets: new SqlRateBuckets({ knex: db.knex, clock }),
+    hashConcurrency: config.passwordHashConcurrency,
+    hashQueueMax: config.passwordHashQueueMax,
   })
   await auth.seedRoles()
   if (await auth.seedAdministrator(config.adminEmail, config.adminPassword)) {
@@ -166,6 +171,7 @@ async function assemble(
     bodyLimitBytes: config.bodyLimitBytes,
     trustProxy: config.trustProxy,
     corsOrigins: config.corsOrigins,
+    authenticate: requireUser,
     apiRouters,
     mounts: await hooks.applyFilters<{ path: string; handler: RequestHandler | Router }[]>('http_mounts', []),
   })

@@ -65,9 +65,28 @@ export class ConflictError extends JobpostError {
   }
 }
 
+/** 429: too many requests in a window. `retryAfterMs` becomes the `Retry-After` header. */
 export class RateLimitedError extends JobpostError {
-  constructor(message = 'Too many requests; try again later.') {
+  readonly retryAfterMs: number
+  constructor(message = 'Too many requests; try again later.', retryAfterMs = 1000) {
     super('RATE_LIMITED', message, 429)
+    this.retryAfterMs = retryAfterMs
+  }
+}
+
+/** 429: the owner already has as many pending jobs as allowed; retry once some have run. */
+export class QuotaExceededError extends JobpostError {
+  readonly retryAfterMs: number
+  constructor(message: string, retryAfterMs = 60_000) {
+    super('QUOTA_EXCEEDED', message, 429)
+    this.retryAfterMs = retryAfterMs
+  }
+}
+
+/** 400: an icon SVG too large or nested too deeply to be sanitised safely. */
+export class InvalidSvgError extends JobpostError {
+  constructor(message: string) {
+    super('INVALID_SVG', message, 400)
   }
 }
 

@@ -10,7 +10,7 @@ describe('auth', () => {
   let subscriber: TestUser
 
   beforeAll(async () => {
-    jobpost = await startJobpost({ adminEmail: 'root@example.com', adminPassword: 'a long admin password', loginRateLimit: 5 })
+    jobpost = await startJobpost({ adminEmail: 'root@example.com', adminPassword: 'a long admin password', loginRateLimit: 5, loginAddressRateLimit: 5 })
     admin = await userWithRole(jobpost, 'administrator')
     editor = await userWithRole(jobpost, 'editor')
     subscriber = await userWithRole(jobpost, 'subscriber')

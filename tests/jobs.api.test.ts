@@ -56,8 +56,8 @@ describe('JobsController (/api/v1/jobs)', () => {
   })
 
   it('creates jobs over REST (201, pending, createdBy) and validates strictly', async () => {
-    const res = await as(alice).post('/api/v1/jobs', { name: 'Export Users', type: 'export', description: 'CSV', source: 'admin-ui', priority: 5, data: { x: 1 } }).expect(201)
-    expect(res.body.data).toMatchObject({ name: 'Export Users', status: 'pending', createdBy: alice.id, priority: 5, maxAttempts: 1 })
+    const res = await as(alice).post('/api/v1/jobs', { name: 'Export Users', type: 'export', description: 'CSV', priority: -5, data: { x: 1 } }).expect(201)
+    expect(res.body.data).toMatchObject({ name: 'Export Users', status: 'pending', createdBy: alice.id, priority: -5, maxAttempts: 1, source: 'api' })
     await as(alice).post('/api/v1/jobs', { name: '', type: 'export' }).expect(400)
     await as(alice).post('/api/v1/jobs', { name: 'x', type: 'has space' }).expect(400)
     await as(alice).post('/api/v1/jobs', { name: 'x', type: 't', priority: 1.5 }).expect(400)

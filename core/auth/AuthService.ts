@@ -3,8 +3,9 @@ import { isoNow, type Clock } from '../clock.js'
 import { ConflictError, RateLimitedError, UnauthenticatedError, ValidationError } from '../errors.js'
 import type { UserStore } from '../store/UserStore.js'
 import { ROLE_CAPABILITIES, ROLE_NAMES } from './capabilities.js'
+import { MemoryRateBuckets, type RateBuckets, type RateWindow } from '../limits/RateBuckets.js'
 import { dummyPasswordHash, hashPassword, hashToken, newToken, verifyPassword } from './passwords.js'
-import { RateLimiter } from './RateLimiter.js'
+import { Semaphore } from './Semaphore.js'
 
 const WS_TICKET_TTL_MS = 30_000
 const MIN_PASSWORD_LENGTH = 8
@@ -13,19 +14,30 @@ export interface AuthServiceOptions {
   users: UserStore
   clock: Clock
   tokenTtlMs: number
+  /** Login attempts per account and address in the window. */
   loginRateLimit: number
   loginRateWindowMs: number
+  /** Login attempts per address over all accounts in the window (default 10 × loginRateLimit). */
+  loginAddressRateLimit?: number
+  /** Where attempts are counted; SqlRateBuckets shares them between processes (default: this process). */
+  buckets?: RateBuckets
+  /** Password hashes computed at once (default 1) and logins allowed to wait for one (default 1000). */
+  hashConcurrency?: number
+  hashQueueMax?: number
 }
 
 /** Users, login/logout with revocable bearer tokens (stored hashed), and single-use WS tickets. */
 export class AuthService {
-  private readonly byAddress: RateLimiter
-  private readonly byAccount: RateLimiter
+  private readonly buckets: RateBuckets
+  private readonly accountWindow: RateWindow
+  private readonly addressWindow: RateWindow
+  private readonly hashing: Semaphore
 
   constructor(private readonly options: AuthServiceOptions) {
-    const limiter = { limit: options.loginRateLimit, windowMs: options.loginRateWindowMs, clock: options.clock }
-    this.byAddress = new RateLimiter(limiter)
-    this.byAccount = new RateLimiter(limiter)
+    this.buckets = options.buckets ?? new MemoryRateBuckets({ clock: options.clock })
+    this.accountWindow = { limit: options.loginRateLimit, windowMs: options.loginRateWindowMs }
+    this.addressWindow = { limit: options.loginAddressRateLimit ?? options.loginRateLimit * 10, windowMs: options.loginRateWindowMs }
+    this.hashing = new Semaphore({ concurrency: options.hashConcurrency ?? 1, maxQueue: options.hashQueueMax ?? 1000 })
   }
 
   async seedRoles(): Promise<void> {
@@ -43,7 +55,7 @@ export class AuthService {
     }
     if (await this.options.users.findUserByEmail(email)) throw new ConflictError('A user with this email already exists.')
     const id = await this.options.users.createUser(
-      { email, displayName: input.displayName ?? '', passwordHash: await hashPassword(input.password), createdAt: isoNow(this.options.clock) },
+      { email, displayName: input.displayName ?? '', passwordHash: await this.hashing.run(() => hashPassword(input.password)), createdAt: isoNow(this.options.clock) },
       input.roles,
     )
     return this.publicUser(id, email)
@@ -58,25 +70,52 @@ export class AuthService {
   }
 
   /**
-   * Checks the password and issues a bearer token. Failed attempts are limited per client address
-   * and per account, so neither many accounts from one address nor many addresses against one
-   * account get through; once blocked, even a right password waits for the window to pass.
+   * Checks the password and issues a bearer token. Every attempt is counted BEFORE the password
+   * is checked, by an atomic take on the shared counters: per address and account (so a stranger
+   * elsewhere cannot lock a user out) and per address over all accounts (so one address cannot
+   * try many accounts). However many attempts arrive at once, at most the limit are checked; the
+   * rest get 429 without hashing. A successful login gives its hits back. Hashing runs through a
+   * small semaphore, so a burst of logins cannot take every core from other requests.
    */
   async login(input: { email: string; password: string; address: string }): Promise<{ token: string; user: PublicUser }> {
     const email = normaliseEmail(input.email)
-    if (this.byAddress.isBlocked(input.address) || this.byAccount.isBlocked(email)) {
-      throw new RateLimitedError('Too many failed login attempts; try again later.')
+    const addressKey = `login:address:${input.address}`
+    // Hashed: an email (254) and an address would not fit the key column, and need not be stored.
+    const accountKey = `login:account:${hashToken(`${email}\n${input.address}`)}`
+    const byAddress = await this.buckets.take(addressKey, this.addressWindow)
+    if (!byAddress.allowed) throw new RateLimitedError('Too many login attempts from this address; try again later.', byAddress.retryAfterMs)
+    const byAccount = await this.buckets.take(accountKey, this.accountWindow)
+    if (!byAccount.allowed) {
+      await this.buckets.refund(addressKey, this.addressWindow)
+      throw new RateLimitedError('Too many failed login attempts for this account; try again later.', byAccount.retryAfterMs)
     }
-    const user = await this.options.users.findUserByEmail(email)
-    const valid = await verifyPassword(input.password, user?.passwordHash ?? (await dummyPasswordHash()))
-    if (!user || !valid) {
-      this.byAddress.hit(input.address)
-      this.byAccount.hit(email)
-      throw new UnauthenticatedError('The email or password is wrong.')
+    let valid = false
+    let user: Awaited<ReturnType<UserStore['findUserByEmail']>> = null
+    try {
+      user = await this.options.users.findUserByEmail(email)
+      const hash = user?.passwordHash ?? (await dummyPasswordHash())
+      valid = await this.hashing.run(() => verifyPassword(input.password, hash))
+    } catch (error) {
+      // Not checked (busy, database down): the attempt does not count.
+      await this.buckets.refund(addressKey, this.addressWindow).catch(() => undefined)
+      await this.buckets.refund(accountKey, this.accountWindow).catch(() => undefined)
+      throw error
     }
-    this.byAccount.reset(email)
+    if (!user || !valid) throw new UnauthenticatedError('The email or password is wrong.')
+    await this.buckets.refund(addressKey, this.addressWindow)
+    await this.buckets.reset(accountKey, this.accountWindow)
     const token = await this.issue(user.id, 'bearer', this.options.tokenTtlMs)
     return { token, user: await this.publicUser(user.id, user.email) }
+  }
+
+  /** Whether a user with this id exists (for `createdBy` given through the plugin API). */
+  async userExists(id: number): Promise<boolean> {
+    return (await this.options.users.findUserById(id)) !== null
+  }
+
+  /** Password hashes running and waiting (for tests and metrics). */
+  get hashQueue(): { running: number; queued: number } {
+    return { running: this.hashing.running, queued: this.hashing.queued }
   }
 
   /** The user a bearer token belongs to, or null when it is unknown, expired or revoked. */

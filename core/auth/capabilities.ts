@@ -1,4 +1,5 @@
 import type { Capability, PublicUser, Role } from '../contract.js'
+import { ForbiddenError } from '../errors.js'
 
 /** Roles and their capabilities, per the contract (`../shared/API.md`). */
 export const ROLE_CAPABILITIES: Record<Role, readonly Capability[]> = {
@@ -21,4 +22,11 @@ export function can(user: PublicUser, capability: Capability): boolean {
 /** Whether the user may see every job, not only their own. */
 export function canSeeAllJobs(user: PublicUser): boolean {
   return can(user, 'read_jobs')
+}
+
+/** `source` (posing as a plugin) and a priority above 0 (jumping the queue) need manage_jobs. */
+export function assertMaySetPrivilegedFields(user: PublicUser, fields: { source?: string | null; priority?: number }): void {
+  if (can(user, 'manage_jobs')) return
+  if (fields.source != null) throw new ForbiddenError('Setting source needs the manage_jobs capability.')
+  if ((fields.priority ?? 0) > 0) throw new ForbiddenError('A priority above 0 needs the manage_jobs capability.')
 }

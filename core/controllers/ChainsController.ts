@@ -1,4 +1,5 @@
 import type { Router } from 'express'
+import { assertMaySetPrivilegedFields } from '../auth/capabilities.js'
 import { z } from 'zod'
 import { sendData } from '../http/envelope.js'
 import { requireCapability, requireJsonBody } from '../http/middleware.js'
@@ -17,6 +18,7 @@ const chainBodySchema = chainOptionsSchema.omit({ createdBy: true }).extend({
 export function mountChainRoutes(router: Router, options: { chains: ChainEngine }): void {
   router.post('/chain', requireCapability('create_jobs'), requireJsonBody, async (req, res) => {
     const { steps, ...rest } = parseOrThrow(chainBodySchema, req.body)
+    assertMaySetPrivilegedFields(req.user!, { source: rest.source, priority: Math.max(0, ...steps.map((step) => step.priority ?? 0)) })
     sendData(res, await options.chains.enqueue(steps, { ...rest, createdBy: req.user!.id }), 201)
   })
 }

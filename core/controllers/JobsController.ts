@@ -2,13 +2,15 @@ import { Router, type Request } from 'express'
 import { z } from 'zod'
 import { JOB_STATUSES, type JobStatus, type PublicUser } from '../contract.js'
 import type { AuthService } from '../auth/AuthService.js'
-import { can, canSeeAllJobs } from '../auth/capabilities.js'
+import { assertMaySetPrivilegedFields, can, canSeeAllJobs } from '../auth/capabilities.js'
 import { ForbiddenError, JobNotFoundError, ValidationError } from '../errors.js'
 import { sendData, sendList } from '../http/envelope.js'
 import { authenticate, requireCapability, requireJsonBody } from '../http/middleware.js'
 import { jobFieldsSchema, MAX_PRIORITY, MIN_PRIORITY, parseOrThrow } from '../registry/jobInput.js'
 import { toPublicJob, type JobRecord } from '../registry/jobRecord.js'
 import { MAX_LIST_LIMIT, type RegisterJobs } from '../registry/RegisterJobs.js'
+import type { JobCreationLimits } from '../limits/JobCreationLimits.js'
+import { scanSvg } from '../security/sanitizeSvg.js'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
@@ -63,6 +65,8 @@ export interface JobsControllerOptions {
   exportJob?: (record: JobRecord, format: 'csv' | 'json') => Promise<{ body: string; contentType: string }>
   /** Extra routes mounted on the same router before `/:jobId` (chains, priority...). */
   extend?: (router: Router) => void
+  /** Per-user rate and pending quota for POST /jobs (core/limits). */
+  limits?: JobCreationLimits
 }
 
 /**
@@ -109,7 +113,10 @@ export function createJobsController(options: JobsControllerOptions): Router {
   router.get('/stats', async (req, res) => {
     parseOrThrow(z.strictObject({}), req.query)
     const user = req.user!
-    sendData(res, await jobs.stats({ createdBy: canSeeAllJobs(user) ? undefined : user.id }))
+    const stats = await jobs.stats({ createdBy: canSeeAllJobs(user) ? undefined : user.id })
+    // Hosts and process ids of the instances are for administrators only.
+    if (!can(user, 'manage_jobs')) delete stats.instances
+    sendData(res, stats)
   })
 
   router.delete('/cleanup', requireCapability('manage_jobs'), async (req, res) => {
@@ -118,8 +125,13 @@ export function createJobsController(options: JobsControllerOptions): Router {
   })
 
   router.post('/', requireCapability('create_jobs'), requireJsonBody, async (req, res) => {
+    const user = req.user!
+    // An icon too big or too deep is refused by a linear scan, before any parsing (400 INVALID_SVG).
+    if (typeof req.body?.iconSvg === 'string') scanSvg(req.body.iconSvg)
     const body = parseOrThrow(jobFieldsSchema, req.body)
-    const [record] = await jobs.createJobs([{ ...body, createdBy: req.user!.id }])
+    assertMaySetPrivilegedFields(user, body)
+    const create = () => jobs.createJobs([{ ...body, source: body.source ?? 'api', createdBy: user.id }])
+    const [record] = options.limits ? await options.limits.admit({ kind: 'user', userId: user.id }, 1, create) : await create()
     sendData(res, toPublicJob(record!), 201)
   })
 
@@ -148,6 +160,7 @@ export function createJobsController(options: JobsControllerOptions): Router {
     const { priority } = parseOrThrow(prioritySchema, req.body)
     const record = await visibleJob(req)
     assertMayControl(req.user!, record)
+    assertMaySetPrivilegedFields(req.user!, { priority })
     sendData(res, toPublicJob(await jobs.setPriority(record.jobId, priority)))
   })
 

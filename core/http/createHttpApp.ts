@@ -9,6 +9,11 @@ export interface HttpAppOptions {
   bodyLimitBytes: number
   trustProxy?: string
   corsOrigins?: string[]
+  /**
+   * Bearer authentication, run before the 404 of an unknown /api route: anonymous callers get 401
+   * there too, so they cannot map which routes (plugins) exist.
+   */
+  authenticate?: express.RequestHandler
   /** Mounted at /api/v1, in order. */
   apiRouters: { path: string; router: Router }[]
   /** Extra mounts outside the API (admin UI, /metrics). */
@@ -57,10 +62,14 @@ export function createHttpApp(options: HttpAppOptions): Express {
   const api = express.Router()
   api.use(express.json({ limit: options.bodyLimitBytes, strict: true, type: ['application/json', 'application/*+json'] }))
   for (const { path, router } of options.apiRouters) api.use(path, router)
-  api.use(() => {
+  const noSuchRoute: express.RequestHandler = () => {
     throw new NotFoundError('No such API route.')
-  })
+  }
+  const unknownApiRoute = options.authenticate ? [options.authenticate, noSuchRoute] : [noSuchRoute]
+  api.use(...unknownApiRoute)
   app.use('/api/v1', api)
+  // Other versions and paths under /api (/api/v2/...): the same JSON envelope, 401 before 404.
+  app.use('/api', ...unknownApiRoute)
   for (const mount of options.mounts ?? []) app.use(mount.path, mount.handler)
   app.use(errorHandler(options.logger))
   return app

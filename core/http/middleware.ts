@@ -62,6 +62,8 @@ export function errorHandler(logger: Logger) {
   return (thrown: unknown, req: Request, res: Response, _next: NextFunction) => {
     if (res.headersSent) return
     if (thrown instanceof JobpostError) {
+      const retryAfterMs = (thrown as { retryAfterMs?: unknown }).retryAfterMs
+      if (typeof retryAfterMs === 'number') res.setHeader('Retry-After', String(Math.max(1, Math.ceil(retryAfterMs / 1000))))
       sendError(res, thrown.status, { code: thrown.code, message: thrown.message })
       return
     }
@@ -80,6 +82,11 @@ export function errorHandler(logger: Logger) {
     }
     if (typeof bodyError?.status === 'number' && bodyError.status >= 400 && bodyError.status < 500) {
       sendError(res, bodyError.status, { code: 'VALIDATION_FAILED', message: 'The request could not be read.' })
+      return
+    }
+    if (isForeignKeyViolation(thrown)) {
+      // A safety net: callers check references first (createdBy, parentJobId) with a clearer message.
+      sendError(res, 400, { code: 'VALIDATION_FAILED', message: 'The request refers to a record that does not exist.' })
       return
     }
     if (isDatabaseUnavailable(thrown)) {
@@ -109,6 +116,12 @@ const UNAVAILABLE_CODES = new Set([
   '08001',
   '08003',
 ])
+
+/** A write that referred to a missing row (SQLite and PostgreSQL codes). */
+export function isForeignKeyViolation(thrown: unknown): boolean {
+  const code = (thrown as { code?: string })?.code
+  return code === 'SQLITE_CONSTRAINT_FOREIGNKEY' || code === '23503'
+}
 
 /** Database errors that mean "not now" rather than "your request is wrong". */
 export function isDatabaseUnavailable(thrown: unknown): boolean {

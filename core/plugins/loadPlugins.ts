@@ -23,7 +23,13 @@ const SLUG = /^[a-z0-9][a-z0-9-]{0,63}$/
 /** Imports and starts each active plugin once; a broken plugin is logged and skipped. */
 export async function loadPlugins(options: LoadPluginsOptions): Promise<PluginLoadResult> {
   const result: PluginLoadResult = { loaded: [], failed: [] }
-  for (const slug of options.active) {
+  // A slug listed twice (ACTIVE_PLUGINS=a,b,a) loads once: a second start would register
+  // every action, processor and route of the plugin twice.
+  const slugs = [...new Set(options.active)]
+  if (slugs.length < options.active.length) {
+    options.logger.warn({ active: options.active }, 'A plugin is listed more than once in ACTIVE_PLUGINS; each loads once')
+  }
+  for (const slug of slugs) {
     try {
       if (!SLUG.test(slug)) throw new Error('A plugin slug must be lowercase letters, digits and -.')
       const file = ['index.ts', 'index.js', 'index.mjs']

@@ -1,42 +1,193 @@
-import createDOMPurify, { type DOMPurify } from 'dompurify'
-import { JSDOM } from 'jsdom'
-import { ValidationError } from '../errors.js'
+import { createRequire } from 'node:module'
+import type SanitizeHtml from 'sanitize-html'
+import { InvalidSvgError } from '../errors.js'
 
-export const MAX_SVG_BYTES = 64 * 1024
+/** Limits of the contract (API.md, "Limits"): bigger or deeper icons are refused with INVALID_SVG. */
+export const MAX_SVG_BYTES = 32 * 1024
+export const MAX_SVG_DEPTH = 64
+/** No icon needs more; it bounds the sanitiser's work (≈ 1.5 µs an element) well under 20 ms. */
+export const MAX_SVG_ELEMENTS = 4000
 
-let purifier: DOMPurify | undefined
+/**
+ * One linear pass over the markup, before any parsing: measures the element nesting and removes
+ * what an icon never needs and a parser could be tricked by (comments, `<!DOCTYPE ...[...]>` with
+ * its internal subset, `<?xml ...?>` and other processing instructions, CDATA sections).
+ * Throws InvalidSvgError when the icon is over MAX_SVG_BYTES, nests deeper than MAX_SVG_DEPTH or
+ * has more than MAX_SVG_ELEMENTS elements.
+ * Costs O(length) time and no recursion, so a hostile icon is refused in microseconds.
+ */
+export function scanSvg(input: string): string {
+  if (typeof input !== 'string') throw new InvalidSvgError('iconSvg must be a string.')
+  // A JS string's length is at least its byte length / 3: check cheaply, then exactly.
+  if (input.length > MAX_SVG_BYTES || Buffer.byteLength(input, 'utf8') > MAX_SVG_BYTES) {
+    throw new InvalidSvgError(`iconSvg is larger than ${MAX_SVG_BYTES / 1024} KB.`)
+  }
+  let out = ''
+  let depth = 0
+  let elements = 0
+  let copyFrom = 0
+  let i = 0
+  const skip = (from: number, to: number) => {
+    out += input.slice(copyFrom, from)
+    copyFrom = to
+    i = to
+  }
+  const endOf = (marker: string, from: number) => {
+    const at = input.indexOf(marker, from)
+    return at === -1 ? input.length : at + marker.length
+  }
+  while (i < input.length) {
+    const lt = input.indexOf('<', i)
+    if (lt === -1) break
+    if (input.startsWith('<!--', lt)) {
+      skip(lt, endOf('-->', lt + 4))
+    } else if (input.startsWith('<![CDATA[', lt)) {
+      skip(lt, endOf(']]>', lt + 9))
+    } else if (input.startsWith('<?', lt)) {
+      skip(lt, endOf('>', lt + 2))
+    } else if (input.startsWith('<!', lt)) {
+      // A declaration (DOCTYPE); an internal subset [...] may hold '>' (entity declarations).
+      const close = input.indexOf('>', lt + 2)
+      const stop = close === -1 ? input.length : close
+      let open = -1
+      for (let k = lt + 2; k < stop; k++) {
+        if (input[k] === '[') {
+          open = k
+          break
+        }
+      }
+      let end = close === -1 ? input.length : close + 1
+      if (open !== -1) {
+        const subsetEnd = input.indexOf(']', open)
+        const gt = subsetEnd === -1 ? -1 : input.indexOf('>', subsetEnd)
+        end = gt === -1 ? input.length : gt + 1
+      }
+      skip(lt, end)
+    } else if (input[lt + 1] === '/') {
+      depth = Math.max(0, depth - 1)
+      i = endOf('>', lt + 2)
+    } else if (/[A-Za-z_:]/.test(input[lt + 1] ?? '')) {
+      // An opening tag: find its end outside quoted attribute values.
+      let j = lt + 1
+      let quote = ''
+      for (; j < input.length; j++) {
+        const c = input[j]!
+        if (quote) {
+          if (c === quote) quote = ''
+        } else if (c === '"' || c === "'") {
+          quote = c
+        } else if (c === '>') {
+          break
+        }
+      }
+      elements += 1
+      if (elements > MAX_SVG_ELEMENTS) throw new InvalidSvgError(`iconSvg has more than ${MAX_SVG_ELEMENTS} elements.`)
+      if (input[j - 1] !== '/') {
+        depth += 1
+        if (depth > MAX_SVG_DEPTH) throw new InvalidSvgError(`iconSvg nests elements deeper than ${MAX_SVG_DEPTH} levels.`)
+      }
+      i = j + 1
+    } else {
+      i = lt + 1
+    }
+  }
+  return out + input.slice(copyFrom)
+}
 
-function getPurifier(): DOMPurify {
-  if (purifier) return purifier
-  const { window } = new JSDOM('')
-  const instance = createDOMPurify(window as unknown as Parameters<typeof createDOMPurify>[0])
-  // Only same-document references survive: no external images, fonts, scripts or stylesheets.
-  instance.addHook('uponSanitizeAttribute', (_node, data) => {
-    const name = data.attrName.toLowerCase()
-    const value = data.attrValue.trim()
-    if ((name === 'href' || name === 'xlink:href') && !value.startsWith('#')) data.keepAttr = false
-    if (/url\s*\(/i.test(value) && !/^url\(\s*['"]?#[\w-]+['"]?\s*\)$/i.test(value)) data.keepAttr = false
-    if (name.startsWith('on')) data.keepAttr = false
-  })
-  purifier = instance
-  return instance
+// SVG 1.1 shapes, structure, gradients, clipping, masking and the simple filter primitives.
+// Not allowed: script, style, foreignObject, image, feImage, a, animation (animate, set, ...),
+// title/desc (HTML integration points when the icon is inlined), fonts, cursors, views, and
+// use/symbol (nested <use> fans out exponentially when rendered: a "billion laughs" for the browser).
+const FILTER_TAGS = [
+  'filter', 'feBlend', 'feColorMatrix', 'feComponentTransfer', 'feComposite', 'feDropShadow', 'feFlood',
+  'feFuncA', 'feFuncB', 'feFuncG', 'feFuncR', 'feGaussianBlur', 'feMerge', 'feMergeNode', 'feMorphology', 'feOffset',
+]
+const ALLOWED_TAGS = [
+  'svg', 'g', 'defs', 'path', 'rect', 'circle', 'ellipse', 'line', 'polyline', 'polygon',
+  'text', 'tspan', 'linearGradient', 'radialGradient', 'stop', 'clipPath', 'mask', 'pattern', 'marker',
+  ...FILTER_TAGS,
+]
+const ALLOWED_ATTRIBUTES = [
+  'id', 'class', 'transform', 'x', 'y', 'x1', 'y1', 'x2', 'y2', 'cx', 'cy', 'r', 'rx', 'ry', 'fx', 'fy', 'fr',
+  'width', 'height', 'd', 'points', 'pathLength', 'viewBox', 'preserveAspectRatio', 'version',
+  'fill', 'fill-opacity', 'fill-rule', 'stroke', 'stroke-width', 'stroke-linecap', 'stroke-linejoin',
+  'stroke-miterlimit', 'stroke-dasharray', 'stroke-dashoffset', 'stroke-opacity', 'opacity', 'color',
+  'clip-path', 'clip-rule', 'mask', 'filter', 'display', 'visibility', 'vector-effect', 'shape-rendering',
+  'paint-order', 'stop-color', 'stop-opacity', 'offset', 'gradientUnits', 'gradientTransform', 'spreadMethod',
+  'patternUnits', 'patternContentUnits', 'patternTransform', 'clipPathUnits', 'maskUnits', 'maskContentUnits',
+  'markerWidth', 'markerHeight', 'markerUnits', 'refX', 'refY', 'orient', 'marker-start', 'marker-mid', 'marker-end',
+  'font-family', 'font-size', 'font-weight', 'font-style', 'text-anchor', 'dominant-baseline', 'letter-spacing',
+  'dx', 'dy', 'rotate', 'textLength', 'lengthAdjust', 'href', 'xlink:href',
+  'aria-hidden', 'aria-label', 'role', 'focusable',
+  'filterUnits', 'primitiveUnits', 'in', 'in2', 'result', 'stdDeviation', 'operator', 'k1', 'k2', 'k3', 'k4',
+  'values', 'type', 'mode', 'flood-color', 'flood-opacity', 'radius', 'tableValues', 'slope', 'intercept',
+  'amplitude', 'exponent',
+]
+const SAME_DOCUMENT_URL = /^url\(\s*(['"]?)#[\w.-]+\1\s*\)$/i
+
+type Sanitize = typeof SanitizeHtml
+let sanitizer: { sanitize: Sanitize; options: SanitizeHtml.IOptions } | undefined
+
+/**
+ * sanitize-html (htmlparser2, a streaming tokenizer: no DOM emulator, no recursion), loaded on
+ * the first icon, so processes that never see one (workers) never load it.
+ */
+function getSanitizer() {
+  if (sanitizer) return sanitizer
+  const sanitize = createRequire(import.meta.url)('sanitize-html') as Sanitize
+  const options: SanitizeHtml.IOptions = {
+    allowedTags: ALLOWED_TAGS,
+    allowedAttributes: {
+      '*': ALLOWED_ATTRIBUTES,
+      svg: [
+        ...ALLOWED_ATTRIBUTES,
+        { name: 'xmlns', values: ['http://www.w3.org/2000/svg'], multiple: false },
+        { name: 'xmlns:xlink', values: ['http://www.w3.org/1999/xlink'], multiple: false },
+      ],
+    },
+    allowedSchemes: [],
+    allowedSchemesByTag: {},
+    allowProtocolRelative: false,
+    disallowedTagsMode: 'discard',
+    // Text inside these is dropped with them (foreignObject holds HTML; title/desc are integration points).
+    nonTextTags: ['script', 'style', 'foreignObject', 'title', 'desc', 'textarea', 'noscript', 'iframe', 'xmp', 'noembed', 'noframes'],
+    // SVG draws text only inside <text>/<tspan>: text anywhere else (whitespace, or the content
+    // of a refused element such as <svg:script>) is dropped, never passed on even as escaped text.
+    textFilter: (text, tagName) => (tagName === 'text' || tagName === 'tspan' ? text : ''),
+    nestingLimit: MAX_SVG_DEPTH,
+    // XML rules: names keep their case (viewBox, linearGradient), <path/> closes itself.
+    parser: { xmlMode: true, lowerCaseTags: false, lowerCaseAttributeNames: false, recognizeSelfClosing: true, decodeEntities: true },
+    transformTags: {
+      // Only same-document references survive: no external images, fonts, scripts or stylesheets.
+      '*': (tagName, attribs) => {
+        const kept: Record<string, string> = {}
+        for (const [name, raw] of Object.entries(attribs)) {
+          const value = String(raw).trim()
+          const lower = name.toLowerCase()
+          if (lower.startsWith('on')) continue
+          if ((lower === 'href' || lower.endsWith(':href')) && !/^#[\w.-]+$/.test(value)) continue
+          if (/url\s*\(/i.test(value) && !SAME_DOCUMENT_URL.test(value)) continue
+          if (/(?:javascript|vbscript|data)\s*:/i.test(value)) continue
+          kept[name] = raw
+        }
+        return { tagName, attribs: kept }
+      },
+    },
+  }
+  sanitizer = { sanitize, options }
+  return sanitizer
 }
 
 /**
- * Sanitises a user SVG for storage: SVG profile only, no scripts, event handlers, styles,
- * foreignObject, animation of attributes, or external references. Returns null when nothing
- * usable is left. Parsed as HTML, so DOCTYPE entity tricks (XXE, billion laughs) are inert.
+ * Sanitises a user SVG for storage: an allow-list of SVG elements and attributes, no scripts,
+ * event handlers, styles, foreignObject, animation or external references. Returns null when
+ * nothing usable is left. Over MAX_SVG_BYTES or deeper than MAX_SVG_DEPTH: InvalidSvgError,
+ * decided by a linear scan before any parsing. DOCTYPEs (entities: XXE, billion laughs) are
+ * removed by that scan, and undeclared entities stay text.
  */
 export function sanitizeSvg(input: string): string | null {
-  if (Buffer.byteLength(input, 'utf8') > MAX_SVG_BYTES) {
-    throw new ValidationError(`iconSvg is larger than ${MAX_SVG_BYTES / 1024} KB.`)
-  }
-  const withoutDoctype = input.replace(/<!DOCTYPE[\s\S]*?(\[[\s\S]*?\]\s*)?>/gi, '').replace(/<\?xml[\s\S]*?\?>/gi, '')
-  const clean = getPurifier().sanitize(withoutDoctype, {
-    USE_PROFILES: { svg: true, svgFilters: true },
-    FORBID_TAGS: ['style', 'foreignObject', 'script', 'image', 'animate', 'animateTransform', 'animateMotion', 'set', 'a'],
-    FORBID_ATTR: ['style'],
-  })
-  const trimmed = String(clean).trim()
-  return /^<svg[\s>]/i.test(trimmed) ? trimmed : null
+  const scanned = scanSvg(input)
+  const { sanitize, options } = getSanitizer()
+  const trimmed = sanitize(scanned, options).trim()
+  return /^<svg[\s>]/.test(trimmed) && /<\/svg>$/.test(trimmed) ? trimmed : null
 }

@@ -322,17 +322,17 @@ describe('REST: hostile input is refused with a clear 4xx and changes nothing', 
       await jobpost.jobs.deleteJob(res.body.data.jobId)
     })
 
-    it('a 5 MB SVG → 413 over REST, 400 through the plugin API, nothing stored', async () => {
+    it('a 5 MB SVG → 413 over REST, 400 INVALID_SVG through the plugin API, nothing stored', async () => {
       const fiveMb = `<svg xmlns="http://www.w3.org/2000/svg">${'<circle r="1"/>'.repeat((5 * 1024 * 1024) / 15)}</svg>`
       await refused(() => api().post('/api/v1/jobs').set(auth()).send({ name: 'big', type: 'svg', iconSvg: fiveMb }), 413, 'PAYLOAD_TOO_LARGE')
       const count = await jobCount(jobpost)
       await expect(jobpost.pluginHooks('test').createJob({ name: 'big', type: 'svg', iconSvg: fiveMb })).rejects.toMatchObject({
-        code: 'VALIDATION_FAILED',
+        code: 'INVALID_SVG',
         status: 400,
       })
-      // Just over the field limit, inside the body limit: 400 as well.
+      // Over the icon limit (32 KB), inside the body limit: 400 INVALID_SVG as well.
       const seventyKb = `<svg xmlns="http://www.w3.org/2000/svg">${'<g/>'.repeat(70 * 256)}</svg>`
-      await refused(() => api().post('/api/v1/jobs').set(auth()).send({ name: 'big', type: 'svg', iconSvg: seventyKb }), 400, 'VALIDATION_FAILED')
+      await refused(() => api().post('/api/v1/jobs').set(auth()).send({ name: 'big', type: 'svg', iconSvg: seventyKb }), 400, 'INVALID_SVG')
       expect(await jobCount(jobpost)).toBe(count)
     })
   })

@@ -1,5 +1,9 @@
 import { JOB_CHANGE_EVENTS } from '../../contract.js'
 import { createJobsController } from '../../controllers/JobsController.js'
+import { ValidationError } from '../../errors.js'
+import { JobCreationLimits } from '../../limits/JobCreationLimits.js'
+import { SqlRateBuckets } from '../../limits/RateBuckets.js'
+import { scanSvg } from '../../security/sanitizeSvg.js'
 import type { EnqueueJobInput, JobsHooks } from '../../hooks/pluginHooks.js'
 import { toPublicJob } from '../../registry/jobRecord.js'
 import { RegisterJobs } from '../../registry/RegisterJobs.js'
@@ -56,17 +60,46 @@ const jobsProvider: Provider<JobsService> = ({ hooks, context }) => {
   // Prometheus at /metrics (bearer token with read_jobs), one registry per instance.
   const metrics = new JobMetrics({ hooks: context.hookRegistry, jobs, store: context.store, clock: context.clock })
   hooks.addFilter('http_mounts', (mounts: unknown[]) => [...mounts, { path: '/metrics', handler: createMetricsRouter({ auth: context.auth, metrics }) }])
-  context.addApiRouter('/jobs', createJobsController({ auth: context.auth, jobs, exportJob: workflows.exportJob, extend: workflows.extendJobsRouter }))
+  // Job creation limits per user (REST) and per plugin (hooks), API.md "Limits". The pending
+  // quota's count is this one function: swap it for the store's O(1) pending counters.
+  const limits = new JobCreationLimits({
+    buckets: new SqlRateBuckets({ knex: context.store.db.knex, clock: context.clock }),
+    countPending: ({ userId, source }) => jobs.getJobs({ status: 'pending', createdBy: userId, source, limit: 1 }).then((list) => list.total),
+    ...context.config.jobLimits,
+  })
+  context.addApiRouter('/jobs', createJobsController({ auth: context.auth, jobs, exportJob: workflows.exportJob, extend: workflows.extendJobsRouter, limits }))
+
+  /** What the schema cannot know: the icon's size and depth, and that createdBy and parentJobId exist. */
+  const checkInputs = async (inputs: readonly { iconSvg?: unknown; createdBy?: unknown; parentJobId?: unknown }[]) => {
+    const users = new Set<number>()
+    const parents = new Set<string>()
+    for (const input of inputs) {
+      if (typeof input?.iconSvg === 'string') scanSvg(input.iconSvg)
+      if (typeof input?.createdBy === 'number' && Number.isSafeInteger(input.createdBy) && input.createdBy > 0) users.add(input.createdBy)
+      if (typeof input?.parentJobId === 'string') parents.add(input.parentJobId)
+    }
+    for (const id of users) {
+      if (!(await context.auth.userExists(id))) throw new ValidationError(`createdBy: no user has the id ${id}.`)
+    }
+    for (const id of parents) {
+      if (!(await jobs.getJobRecord(id))) throw new ValidationError(`parentJobId: no job has the id ${JSON.stringify(id.slice(0, 64))}.`)
+    }
+  }
   context.addApiRouter('/schedules', workflows.schedulesRouter)
 
   const hooksFor = (owner: string): JobsHooks => {
     const enqueueInputs = (inputs: EnqueueJobInput[]) =>
       inputs.map((input) => ({ source: owner, ...input, name: input.name ?? input.type }))
+    /** Checks, then counts against the plugin's rate and pending quota (429 RATE_LIMITED / QUOTA_EXCEEDED). */
+    const admit = async <T>(inputs: readonly EnqueueJobInput[], create: () => Promise<T>): Promise<T> => {
+      await checkInputs(Array.isArray(inputs) ? inputs : [])
+      return limits.admit({ kind: 'plugin', slug: owner }, Array.isArray(inputs) ? inputs.length : 1, create)
+    }
     return {
-      createJob: (input) => jobs.createJob({ source: owner, ...input }),
+      createJob: (input) => admit([input as EnqueueJobInput], () => jobs.createJob({ source: owner, ...input })),
       registerJobProcessor: (type, handler, options) => processors.register(type, handler, options, owner),
-      enqueueJob: async (input) => toPublicJob((await jobs.createJobs(enqueueInputs([input]), { queue: true }))[0]!),
-      enqueueJobs: async (inputs) => (await jobs.createJobs(enqueueInputs(inputs), { queue: true })).map(toPublicJob),
+      enqueueJob: async (input) => toPublicJob((await admit([input], () => jobs.createJobs(enqueueInputs([input]), { queue: true })))[0]!),
+      enqueueJobs: async (inputs) => (await admit(inputs, () => jobs.createJobs(enqueueInputs(inputs), { queue: true }))).map(toPublicJob),
       getJobs: (filters) => jobs.getJobs(filters),
       getJob: (jobId) => jobs.getJob(jobId),
       cleanupOldJobs: (daysOld) => jobs.cleanupOldJobs(daysOld),
