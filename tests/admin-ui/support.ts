@@ -2,8 +2,7 @@ import net from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { effectScope, type EffectScope } from 'vue'
 import { createApiClient, type ApiClient } from '../../admin-ui/src/api/client'
-import { useJobsSocket, type JobsSocket, type JobsSocketOptions } from '../../admin-ui/src/composables/useJobsSocket'
-import type { ServerMessage } from '../../core/contract'
+import { useJobsSocket, type IncomingMessage, type JobsSocket, type JobsSocketOptions } from '../../admin-ui/src/composables/useJobsSocket'
 
 /**
  * The origin happy-dom gives the page. The server under test allows it (CORS_ORIGINS), as it
@@ -94,7 +93,7 @@ export function connectClient(options: { baseUrl: string; wsUrl: string; token: 
 }
 
 /** Resolves with the next message from the socket that matches (real I/O: no timer involved). */
-export function nextMessage(socket: Pick<JobsSocket, 'subscribe'>, predicate: (message: ServerMessage) => boolean): Promise<ServerMessage> {
+export function nextMessage(socket: Pick<JobsSocket, 'subscribe'>, predicate: (message: IncomingMessage) => boolean): Promise<IncomingMessage> {
   return new Promise((resolve) => {
     const off = socket.subscribe((message) => {
       if (!predicate(message)) return
@@ -104,5 +103,5 @@ export function nextMessage(socket: Pick<JobsSocket, 'subscribe'>, predicate: (m
   })
 }
 
-export const isUpdateOf = (jobId: string, status?: string) => (message: ServerMessage) =>
+export const isUpdateOf = (jobId: string, status?: string) => (message: IncomingMessage) =>
   message.type === 'job_update' && message.job.jobId === jobId && (status === undefined || message.job.status === status)

@@ -1,4 +1,16 @@
-import type { ApiEnvelope, ErrorCode, Job, JobStats, JobStatus, PublicUser } from '../contract'
+import type {
+  ApiEnvelope,
+  BulkRequest,
+  ErrorCode,
+  Job,
+  JobAttempt,
+  JobLogLine,
+  JobSort,
+  JobStats,
+  JobStatus,
+  PublicUser,
+  StatsSeriesPoint,
+} from '../contract'
 
 /** An error answer of the API (or a network failure: status 0, code NETWORK_ERROR). */
 export class ApiRequestError extends Error {
@@ -15,6 +27,21 @@ export class ApiRequestError extends Error {
   get isAuthFailure(): boolean {
     return this.status === 401
   }
+
+  /** The server has no such route (an older server): the feature is hidden, not an error. */
+  get isMissingRoute(): boolean {
+    return this.status === 404 && this.code === 'NOT_FOUND'
+  }
+}
+
+/** Whether `error` says the route does not exist on this server. */
+export function isMissingRoute(error: unknown): boolean {
+  return error instanceof ApiRequestError && error.isMissingRoute
+}
+
+/** The message of any thrown value, for the page. */
+export function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error)
 }
 
 export interface ApiClientOptions {
@@ -30,6 +57,24 @@ export interface ListMeta {
   total: number
   limit: number
   offset: number
+  /** With `search`: the total is exact up to 10,000, then capped. */
+  totalCapped?: boolean
+  nextCursor?: string | null
+}
+
+/** A cron schedule of GET /api/v1/schedules. */
+export interface ScheduleRow {
+  id: number
+  name: string
+  schedule: string
+  timezone: string
+  jobData: { type: string; name?: string; [key: string]: unknown }
+  nextRunAt: string | null
+  lastRunAt: string | null
+  lastJobId: string | null
+  owner: string | null
+  createdAt: string
+  updatedAt: string
 }
 
 export interface JobQuery {
@@ -37,11 +82,12 @@ export interface JobQuery {
   type?: string
   source?: string
   search?: string
+  sort?: JobSort
   limit?: number
   offset?: number
 }
 
-export type JobAction = 'cancel' | 'pause' | 'resume' | 'retry'
+export type JobAction = 'cancel' | 'pause' | 'resume' | 'retry' | 'run-now'
 
 export interface JobExport {
   job: Job
@@ -95,6 +141,7 @@ export function createApiClient(options: ApiClientOptions) {
     if (query.type) params.set('type', query.type)
     if (query.source) params.set('source', query.source)
     if (query.search) params.set('search', query.search)
+    if (query.sort) params.set('sort', query.sort)
     if (query.limit !== undefined) params.set('limit', String(query.limit))
     if (query.offset !== undefined) params.set('offset', String(query.offset))
     return params
@@ -127,9 +174,44 @@ export function createApiClient(options: ApiClientOptions) {
     async wsTicket() {
       return (await request<{ ticket: string; expiresAt: string }>('POST', '/auth/ws-ticket', { body: {} })).data.ticket
     },
+    /** What the caller's notification stack shows (active jobs, and finished ones not dismissed). */
+    async notifications() {
+      const { data, meta } = await request<Job[]>('GET', '/notifications')
+      return { jobs: data, total: meta?.total ?? data.length }
+    },
+    async dismissNotification(jobId: string) {
+      await request<unknown>('POST', `/notifications/${encodeURIComponent(jobId)}/dismiss`, { body: {} })
+    },
+    async dismissFinished() {
+      await request<unknown>('POST', '/notifications/dismiss-finished', { body: {} })
+    },
+    /** → the id of the `bulk_action` job doing the work. */
+    async bulk(body: BulkRequest) {
+      return (await request<{ bulkJobId: string }>('POST', '/jobs/bulk', { body })).data.bulkJobId
+    },
+    async statsSeries(minutes = 60) {
+      return (await request<StatsSeriesPoint[]>('GET', '/jobs/stats/series', { query: new URLSearchParams({ minutes: String(minutes) }) })).data
+    },
+    async attempts(jobId: string) {
+      return (await request<JobAttempt[]>('GET', `${jobPath(jobId)}/attempts`)).data
+    },
+    async logs(jobId: string, query: { after?: number; limit?: number } = {}) {
+      const params = new URLSearchParams()
+      if (query.after !== undefined) params.set('after', String(query.after))
+      if (query.limit !== undefined) params.set('limit', String(query.limit))
+      const { data, meta } = await request<JobLogLine[]>('GET', `${jobPath(jobId)}/logs`, { query: params })
+      return { lines: data, next: (meta as { next?: number } | undefined)?.next ?? data.at(-1)?.seq ?? query.after ?? null }
+    },
+    async schedules(query: { limit?: number; offset?: number } = {}) {
+      const params = new URLSearchParams()
+      if (query.limit !== undefined) params.set('limit', String(query.limit))
+      if (query.offset !== undefined) params.set('offset', String(query.offset))
+      const { data, meta } = await request<ScheduleRow[]>('GET', '/schedules', { query: params })
+      return { schedules: data, total: meta?.total ?? data.length }
+    },
     async listJobs(query: JobQuery) {
       const { data, meta } = await request<Job[]>('GET', '/jobs', { query: jobQuery(query) })
-      return { jobs: data, meta: meta ?? { total: data.length, limit: data.length, offset: 0 } }
+      return { jobs: data, meta: (meta as ListMeta | undefined) ?? { total: data.length, limit: data.length, offset: 0 } }
     },
     async stats() {
       return (await request<JobStats>('GET', '/jobs/stats')).data

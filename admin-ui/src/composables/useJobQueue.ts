@@ -1,93 +1,193 @@
-import { computed, getCurrentScope, onScopeDispose, shallowRef, triggerRef } from 'vue'
-import type { ApiClient } from '../api/client'
-import { ACTIVE_STATUSES, isFinalStatus, type Job } from '../contract'
+import { computed, getCurrentScope, onScopeDispose, shallowRef } from 'vue'
+import { isMissingRoute, type ApiClient } from '../api/client'
+import { ACTIVE_STATUSES, isFinalStatus, type Job, type JobStatus } from '../contract'
+import { createCoalescer } from '../lib/coalesce'
 import { isNewer, newestFirst } from '../lib/jobs'
 import type { JobsSocket } from './useJobsSocket'
 
 export interface JobQueueOptions {
-  api: Pick<ApiClient, 'listJobs' | 'getJob'>
+  api: Pick<ApiClient, 'notifications' | 'dismissNotification' | 'dismissFinished' | 'listJobs' | 'getJob'>
   socket: Pick<JobsSocket, 'subscribe'>
   /** How long a completed card stays before it leaves (default 5000 ms). */
   completedTtlMs?: number
-  /** At most this many cards are fetched at start (default 50). */
-  initialLimit?: number
+  /** Incoming updates are applied at most this often (default 100 ms): one render per flush. */
+  flushMs?: number
+  /** Cards (single jobs or groups) shown; the rest are summed up as "N more" (default 5). */
+  maxCards?: number
+  /** This many jobs of one type or more make one group card (default 3). */
+  groupMin?: number
+  /** Members shown inside an expanded group (default 3). */
+  groupPreview?: number
+  now?: () => number
 }
 
-/** Statuses whose card the user may close. */
+export type StatusCounts = Partial<Record<JobStatus, number>>
+
+export interface JobEntry {
+  kind: 'job'
+  key: string
+  job: Job
+}
+export interface GroupEntry {
+  kind: 'group'
+  key: string
+  type: string
+  /** The jobs' shared name, or their type when names differ. */
+  title: string
+  count: number
+  counts: StatusCounts
+  /** Mean progress of the group (finished jobs count as 100). */
+  progress: number
+  /** The newest members (only filled while the group is expanded). */
+  members: Job[]
+  finished: number
+  newest: Job
+}
+export type StackEntry = JobEntry | GroupEntry
+
+/** Every card of the stack may be closed; a finished one is dismissed for good (on the server). */
 export function isDismissable(job: Job): boolean {
   return isFinalStatus(job.status)
 }
 
+function count(jobs: Iterable<Job>): StatusCounts {
+  const counts: StatusCounts = {}
+  for (const job of jobs) counts[job.status] = (counts[job.status] ?? 0) + 1
+  return counts
+}
+
 /**
- * The state of the bottom-right notification stack: one card per job with `showNotification`,
- * newest first. Active jobs are fetched at start and again after every (re)connection, and every
- * card that is not final is re-read then, so that a dropped connection never strands a card in a
- * state the job has left. Completed cards leave after `completedTtlMs`; final cards can be dismissed.
+ * The state of the notification stack. The server's list (GET /api/v1/notifications) is read at
+ * start and after every (re)connection and replaces what the stack holds; between reads the socket's
+ * `job_update`s are gathered in a Map and applied at most every `flushMs`, so a burst of thousands of
+ * updates costs one render a tick. At most `maxCards` cards are shown, jobs of one type that come in
+ * numbers are grouped into one card with counts, and the rest is summed up. Completed cards leave
+ * `completedTtlMs` after they complete; dismissals go to the server, so other tabs agree.
  */
 export function useJobQueue(options: JobQueueOptions) {
   const ttl = options.completedTtlMs ?? 5000
-  const cards = shallowRef(new Map<string, Job>())
-  const removalTimers = new Map<string, ReturnType<typeof setTimeout>>()
-  /** Jobs the user closed: later updates do not bring them back unless they become active again. */
-  const dismissed = new Set<string>()
-  const loadError = shallowRef<string | null>(null)
-  let disposed = false
+  const maxCards = options.maxCards ?? 5
+  const groupMin = options.groupMin ?? 3
+  const groupPreview = options.groupPreview ?? 3
+  const now = options.now ?? (() => Date.now())
 
-  function scheduleRemoval(job: Job) {
-    if (job.status !== 'completed') {
-      clearTimeout(removalTimers.get(job.jobId))
-      removalTimers.delete(job.jobId)
-      return
-    }
-    if (removalTimers.has(job.jobId)) return
-    removalTimers.set(
-      job.jobId,
-      setTimeout(() => {
-        removalTimers.delete(job.jobId)
-        remove(job.jobId)
-      }, ttl),
-    )
+  /** Every job the stack holds (not reactive: `version` says when it changed). */
+  const jobs = new Map<string, Job>()
+  const version = shallowRef(0)
+  /** When each completed card leaves (ms). */
+  const expiries = new Map<string, number>()
+  /** Jobs closed in this tab, with whether they were final then (a retry brings those back). */
+  const dismissed = new Map<string, boolean>()
+  const loadError = shallowRef<string | null>(null)
+  /** Whether the server has GET /notifications (an older one has not: active jobs are listed instead). */
+  const serverBacked = shallowRef(true)
+  const expandedGroup = shallowRef<string | null>(null)
+  let sweepTimer: ReturnType<typeof setTimeout> | undefined
+  let sweepAt = Infinity
+  let disposed = false
+  let syncSeq = 0
+
+  function bump() {
+    version.value += 1
   }
+
+  function scheduleSweep() {
+    let earliest = Infinity
+    for (const at of expiries.values()) if (at < earliest) earliest = at
+    if (earliest === sweepAt) return
+    clearTimeout(sweepTimer)
+    sweepAt = earliest
+    if (earliest === Infinity) return
+    sweepTimer = setTimeout(sweep, Math.max(0, earliest - now()))
+  }
+
+  function sweep() {
+    sweepAt = Infinity
+    const t = now()
+    let changed = false
+    for (const [jobId, at] of expiries) {
+      if (at > t) continue
+      expiries.delete(jobId)
+      changed = jobs.delete(jobId) || changed
+    }
+    if (changed) bump()
+    scheduleSweep()
+  }
+
+  /** Applies one job's state (not newer than the held one: ignored). Returns whether anything changed. */
+  function apply(job: Job): boolean {
+    if (!job.showNotification) return false
+    const wasDismissed = dismissed.get(job.jobId)
+    if (wasDismissed !== undefined) {
+      // A job closed while final comes back when it runs again (a retry); one closed while active stays closed.
+      if (wasDismissed && !isFinalStatus(job.status)) dismissed.delete(job.jobId)
+      else return false
+    }
+    const current = jobs.get(job.jobId)
+    if (current && !isNewer(job, current)) return false
+    jobs.set(job.jobId, job)
+    if (job.status === 'completed') {
+      if (!expiries.has(job.jobId)) expiries.set(job.jobId, now() + ttl)
+    } else {
+      expiries.delete(job.jobId)
+    }
+    return true
+  }
+
+  const incoming = createCoalescer<Job>({
+    intervalMs: options.flushMs ?? 100,
+    merge: (waiting, next) => (isNewer(next, waiting) ? next : waiting),
+    flush(batch) {
+      if (disposed) return
+      let changed = false
+      for (const job of batch.values()) changed = apply(job) || changed
+      if (changed) {
+        bump()
+        scheduleSweep()
+      }
+    },
+  })
 
   function remove(jobId: string) {
-    clearTimeout(removalTimers.get(jobId))
-    removalTimers.delete(jobId)
-    if (cards.value.delete(jobId)) triggerRef(cards)
+    expiries.delete(jobId)
+    if (jobs.delete(jobId)) bump()
   }
 
-  /** Applies a job's state if it is not older than the card's. */
-  function upsert(job: Job) {
-    if (disposed || !job.showNotification) return
-    if (dismissed.has(job.jobId)) {
-      if (isFinalStatus(job.status)) return
-      dismissed.delete(job.jobId)
+  async function readFromServer(): Promise<Job[]> {
+    if (serverBacked.value) {
+      try {
+        return (await options.api.notifications()).jobs
+      } catch (error) {
+        if (!isMissingRoute(error)) throw error
+        serverBacked.value = false
+      }
     }
-    const current = cards.value.get(job.jobId)
-    if (current && !isNewer(job, current)) return
-    cards.value.set(job.jobId, job)
-    triggerRef(cards)
-    scheduleRemoval(job)
+    // An older server: the active jobs, plus a re-read of every card it no longer lists as active.
+    const { jobs: active } = await options.api.listJobs({ status: ACTIVE_STATUSES, limit: 500 })
+    const seen = new Set(active.map((job) => job.jobId))
+    const moved = [...jobs.values()].filter((job) => !isFinalStatus(job.status) && !seen.has(job.jobId))
+    const reread = await Promise.all(moved.map((job) => options.api.getJob(job.jobId).catch(() => null)))
+    const kept = [...jobs.values()].filter((job) => isFinalStatus(job.status) && !seen.has(job.jobId))
+    return [...active, ...reread.filter((job): job is Job => job !== null && !seen.has(job.jobId)), ...kept]
   }
 
+  /** Replaces the stack with the server's view (what changed since, from the socket, still wins). */
   async function sync() {
+    const seq = ++syncSeq
     try {
-      const { jobs } = await options.api.listJobs({ status: ACTIVE_STATUSES, limit: options.initialLimit ?? 50 })
-      const seen = new Set(jobs.map((job) => job.jobId))
-      for (const job of jobs) upsert(job)
-      // Cards still shown as active that the list no longer has: read them, they have moved on.
-      const stale = [...cards.value.values()].filter((job) => !isFinalStatus(job.status) && !seen.has(job.jobId))
-      await Promise.all(
-        stale.map(async (job) => {
-          try {
-            upsert(await options.api.getJob(job.jobId))
-          } catch (error) {
-            if ((error as { status?: number }).status === 404) remove(job.jobId)
-          }
-        }),
-      )
+      const listed = await readFromServer()
+      if (disposed || seq !== syncSeq) return
+      incoming.flushNow()
+      const keep = new Set(listed.map((job) => job.jobId))
+      for (const job of listed) apply(job)
+      // Cards the server no longer lists left (dismissed in another tab, expired, deleted).
+      for (const jobId of [...jobs.keys()]) if (!keep.has(jobId)) jobs.delete(jobId)
+      for (const jobId of [...expiries.keys()]) if (!jobs.has(jobId)) expiries.delete(jobId)
       loadError.value = null
+      bump()
+      scheduleSweep()
     } catch (error) {
-      loadError.value = error instanceof Error ? error.message : String(error)
+      if (seq === syncSeq) loadError.value = error instanceof Error ? error.message : String(error)
     }
   }
 
@@ -97,14 +197,16 @@ export function useJobQueue(options: JobQueueOptions) {
         void sync()
         return
       case 'job_update':
-        upsert(message.job)
+        incoming.push(message.job.jobId, message.job)
         return
       case 'job_deleted':
         dismissed.delete(message.jobId)
+        incoming.flushNow()
         remove(message.jobId)
         return
       case 'pong':
       case 'error':
+      case 'job_log':
         return
       default: {
         const never: never = message
@@ -113,26 +215,148 @@ export function useJobQueue(options: JobQueueOptions) {
     }
   })
 
+  // Coming back to a tab: another tab or device may have dismissed cards meanwhile.
+  let lastVisibleSync = now()
+  const onVisible = () => {
+    if (document.visibilityState !== 'visible' || now() - lastVisibleSync < 2000) return
+    lastVisibleSync = now()
+    void sync()
+  }
+  globalThis.document?.addEventListener('visibilitychange', onVisible)
+
   function dispose() {
     disposed = true
     unsubscribe()
-    for (const timer of removalTimers.values()) clearTimeout(timer)
-    removalTimers.clear()
+    incoming.stop()
+    clearTimeout(sweepTimer)
+    globalThis.document?.removeEventListener('visibilitychange', onVisible)
   }
   if (getCurrentScope()) onScopeDispose(dispose)
 
-  // The first fetch does not wait for the socket: jobs already running show at once.
-  const ready = sync()
+  // -- What is shown --------------------------------------------------------------------------
+
+  const all = computed(() => {
+    void version.value
+    return [...jobs.values()].sort(newestFirst)
+  })
+
+  const entries = computed<StackEntry[]>(() => {
+    const byType = new Map<string, Job[]>()
+    for (const job of all.value) {
+      const list = byType.get(job.type)
+      if (list) list.push(job)
+      else byType.set(job.type, [job])
+    }
+    const out: StackEntry[] = []
+    const grouped = new Set<string>()
+    for (const job of all.value) {
+      const members = byType.get(job.type)!
+      if (members.length < groupMin) {
+        out.push({ kind: 'job', key: job.jobId, job })
+        continue
+      }
+      if (grouped.has(job.type)) continue
+      grouped.add(job.type)
+      const counts = count(members)
+      const names = new Set(members.map((m) => m.name))
+      const finished = members.filter((m) => isFinalStatus(m.status)).length
+      const progress = Math.round(members.reduce((sum, m) => sum + (isFinalStatus(m.status) ? 100 : m.progress), 0) / members.length)
+      const key = `type:${job.type}`
+      out.push({
+        kind: 'group',
+        key,
+        type: job.type,
+        title: names.size === 1 ? job.name : job.type,
+        count: members.length,
+        counts,
+        progress,
+        finished,
+        newest: job,
+        members: expandedGroup.value === key ? members.slice(0, groupPreview) : [],
+      })
+    }
+    return out
+  })
+
+  const shown = computed(() => entries.value.slice(0, maxCards))
+  const more = computed(() => {
+    const rest = entries.value.slice(maxCards)
+    return { cards: rest.length, jobs: rest.reduce((sum, entry) => sum + (entry.kind === 'group' ? entry.count : 1), 0) }
+  })
+  const counts = computed(() => count(all.value))
+  const finishedCount = computed(() => all.value.filter((job) => isFinalStatus(job.status)).length)
+
+  async function dismissOnServer(jobId: string) {
+    if (!serverBacked.value) return
+    try {
+      await options.api.dismissNotification(jobId)
+    } catch (error) {
+      if (isMissingRoute(error)) serverBacked.value = false
+      // Otherwise (the job was deleted meanwhile, the network): the card is gone here anyway.
+    }
+  }
+
+  function dismissLocally(job: Job) {
+    dismissed.set(job.jobId, isFinalStatus(job.status))
+    expiries.delete(job.jobId)
+    jobs.delete(job.jobId)
+  }
+
+  /** Closes finished jobs, `limit` requests at a time. */
+  async function dismissMany(list: Job[]) {
+    for (const job of list) dismissLocally(job)
+    bump()
+    const queue = [...list]
+    await Promise.all(
+      Array.from({ length: Math.min(4, queue.length) }, async () => {
+        for (let job = queue.shift(); job; job = queue.shift()) await dismissOnServer(job.jobId)
+      }),
+    )
+  }
 
   return {
-    cards: computed(() => [...cards.value.values()].sort(newestFirst)),
+    /** Every job held, newest first. */
+    cards: all,
+    entries,
+    shown,
+    more,
+    counts,
+    finishedCount,
+    expandedGroup,
+    serverBacked,
     loadError,
-    ready,
-    dismiss(jobId: string) {
-      const job = cards.value.get(jobId)
-      if (!job || !isDismissable(job)) return
-      dismissed.add(jobId)
-      remove(jobId)
+    ready: sync(),
+    sync,
+    toggleGroup(key: string) {
+      expandedGroup.value = expandedGroup.value === key ? null : key
+    },
+    /** Closes one card; a finished job's dismissal is kept by the server for every tab and device. */
+    async dismiss(jobId: string) {
+      incoming.flushNow()
+      const job = jobs.get(jobId)
+      if (!job) return
+      dismissLocally(job)
+      bump()
+      await dismissOnServer(jobId)
+    },
+    /** Closes every finished card of a group. */
+    async dismissGroup(type: string) {
+      incoming.flushNow()
+      await dismissMany([...jobs.values()].filter((job) => job.type === type && isFinalStatus(job.status)))
+    },
+    /** "Clear finished": every finished card, in one request. */
+    async clearFinished() {
+      incoming.flushNow()
+      const finished = [...jobs.values()].filter((job) => isFinalStatus(job.status))
+      for (const job of finished) dismissLocally(job)
+      bump()
+      if (!serverBacked.value) return
+      try {
+        await options.api.dismissFinished()
+      } catch (error) {
+        if (isMissingRoute(error)) serverBacked.value = false
+        else loadError.value = error instanceof Error ? error.message : String(error)
+      }
     },
     dispose,
   }

@@ -8,6 +8,8 @@ export interface JobStatsOptions {
   socket: Pick<JobsSocket, 'subscribe'>
   /** Batches reloads after a burst of status changes (default 100 ms). */
   reloadDelayMs?: number
+  /** During a burst, at most one reload this often (default 1000 ms). */
+  minIntervalMs?: number
 }
 
 /**
@@ -20,8 +22,11 @@ export function useJobStats(options: JobStatsOptions) {
   const known = new Map<string, string>()
   let timer: ReturnType<typeof setTimeout> | undefined
   let disposed = false
+  let lastLoad = 0
 
   async function load() {
+    lastLoad = Date.now()
+    timer = undefined
     try {
       const next = await options.api.stats()
       if (!disposed) stats.value = next
@@ -29,10 +34,11 @@ export function useJobStats(options: JobStatsOptions) {
       // Keep the last counts; the next change tries again.
     }
   }
+  /** One reload after the changes settle, and no more than one per `minIntervalMs` while they go on. */
   function reloadSoon() {
-    if (disposed) return
-    clearTimeout(timer)
-    timer = setTimeout(() => void load(), options.reloadDelayMs ?? 100)
+    if (disposed || timer !== undefined) return
+    const wait = Math.max(options.reloadDelayMs ?? 100, lastLoad + (options.minIntervalMs ?? 1000) - Date.now())
+    timer = setTimeout(() => void load(), wait)
   }
 
   const unsubscribe = options.socket.subscribe((message) => {

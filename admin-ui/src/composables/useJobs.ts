@@ -1,6 +1,7 @@
-import { computed, getCurrentScope, onScopeDispose, reactive, shallowRef, watch } from 'vue'
-import type { ApiClient, JobAction } from '../api/client'
-import { JOB_STATUSES, type Job, type JobStats, type JobStatus } from '../contract'
+import { computed, getCurrentScope, onScopeDispose, shallowRef, watch } from 'vue'
+import { ApiRequestError, errorText, isMissingRoute, type ApiClient, type JobAction } from '../api/client'
+import { JOB_STATUSES, isFinalStatus, type BulkAction, type BulkOutcome, type Job, type JobSort, type JobStats, type JobStatus } from '../contract'
+import { createCoalescer } from '../lib/coalesce'
 import { isNewer } from '../lib/jobs'
 import type { JobsSocket } from './useJobsSocket'
 
@@ -14,114 +15,219 @@ export const JOB_TABS = [
 ] as const satisfies readonly { id: string; label: string; statuses: readonly JobStatus[] }[]
 export type JobTabId = (typeof JOB_TABS)[number]['id']
 
-export interface JobsOptions {
-  api: Pick<ApiClient, 'listJobs' | 'stats' | 'jobAction' | 'deleteJob' | 'cleanup'>
-  socket: Pick<JobsSocket, 'subscribe'>
-  pageSize?: number
-  /** Batches list and stats reloads after a burst of updates (default 250 ms). */
-  reloadDelayMs?: number
-  initialTab?: JobTabId
-}
+export const PAGE_SIZES = [20, 50, 100, 200] as const
 
 export function isJobTabId(value: unknown): value is JobTabId {
   return JOB_TABS.some((tab) => tab.id === value)
 }
 
-export interface BulkResult {
+/** What the jobs page shows: everything the address bar holds (JobsView keeps the two in step). */
+export interface JobsQueryState {
+  tab: JobTabId
+  search: string
+  type: string
+  source: string
+  sort: JobSort | ''
+  /** 1-based. */
+  page: number
+  size: number
+}
+
+export interface ActionResult {
   done: number
   failed: { jobId: string; message: string }[]
 }
 
+/** A bulk action in progress (the server's `bulk_action` job), or its outcome. */
+export interface BulkProgress {
+  bulkJobId: string
+  action: BulkAction
+  status: JobStatus
+  progress: number
+  outcome: BulkOutcome | null
+  error: string | null
+}
+
+export interface JobsOptions {
+  api: Pick<ApiClient, 'listJobs' | 'stats' | 'jobAction' | 'deleteJob' | 'cleanup' | 'bulk' | 'getJob'>
+  socket: Pick<JobsSocket, 'subscribe'>
+  /** The page's state; reactive (changes reload the list). */
+  state: JobsQueryState
+  /** After a change that may move rows between pages, reload after this long (default 250 ms)... */
+  reloadDelayMs?: number
+  /** ...and no more than once per this long during a burst (default 1500 ms). */
+  minReloadIntervalMs?: number
+  /** Live updates are applied at most this often (default 100 ms). */
+  flushMs?: number
+}
+
+const keyOf = (state: JobsQueryState) => JSON.stringify([state.tab, state.search.trim(), state.type, state.source.trim(), state.sort, state.page, state.size])
+
 /**
- * The jobs page's state: a tab (set of statuses), search, type and source filters, a server-side
- * page, the counts per status, and live updates from the socket. A job on the page is updated in
- * place; a change that may move jobs between pages or tabs (a new job, a status change, a delete)
- * reloads the page and the counts once the burst is over. No polling.
+ * The jobs page's data: one server-side page of the tab's statuses with search, type and source
+ * filters and a sort, the counts per status, and live updates. Rows belong to the query that read
+ * them: after a change of tab or filter the old rows are not shown under the new one, even when the
+ * server cannot be reached (an honest empty state instead). Updates from the socket are gathered and
+ * applied at most every `flushMs`; a change that may move rows between pages reloads the page, at
+ * most once per `minReloadIntervalMs` during a burst.
  */
 export function useJobs(options: JobsOptions) {
-  const pageSize = options.pageSize ?? 20
-  const filters = reactive({ tab: options.initialTab ?? ('active' as JobTabId), search: '', type: '', source: '' })
-  const offset = shallowRef(0)
-  const jobs = shallowRef<Job[]>([])
+  const state = options.state
+  const rows = shallowRef<Job[]>([])
+  const rowsKey = shallowRef<string | null>(null)
   const total = shallowRef(0)
+  const totalCapped = shallowRef(false)
   const stats = shallowRef<JobStats | null>(null)
   const loading = shallowRef(false)
   const error = shallowRef<string | null>(null)
+  /** When the rows were read (ms), to say how old they are while offline. */
+  const loadedAt = shallowRef<number | null>(null)
+  /** Whether the server sorts (`sort` of GET /jobs); an older one answers 400 and the headers stop offering it. */
+  const sortSupported = shallowRef(true)
+  const bulk = shallowRef<BulkProgress | null>(null)
   let reloadTimer: ReturnType<typeof setTimeout> | undefined
+  let bulkPoll: ReturnType<typeof setTimeout> | undefined
+  let lastLoad = 0
   let requestSeq = 0
   let disposed = false
 
-  const tab = computed(() => JOB_TABS.find((t) => t.id === filters.tab) ?? JOB_TABS[0])
-  const tabCounts = computed(() =>
-    Object.fromEntries(
-      JOB_TABS.map((t) => [t.id, stats.value ? t.statuses.reduce((sum, s) => sum + (stats.value!.byStatus[s] ?? 0), 0) : null]),
-    ) as Record<JobTabId, number | null>,
+  const tab = computed(() => JOB_TABS.find((t) => t.id === state.tab) ?? JOB_TABS[0])
+  const currentKey = computed(() => keyOf(state))
+  /** Only rows read for the current query. */
+  const jobs = computed(() => (rowsKey.value === currentKey.value ? rows.value : []))
+  const tabCounts = computed(
+    () =>
+      Object.fromEntries(
+        JOB_TABS.map((t) => [t.id, stats.value ? t.statuses.reduce((sum, s) => sum + (stats.value!.byStatus[s] ?? 0), 0) : null]),
+      ) as Record<JobTabId, number | null>,
   )
   const types = computed(() => Object.keys(stats.value?.byType ?? {}).sort())
+  const pageCount = computed(() => Math.max(1, Math.ceil(total.value / state.size)))
+  const offset = computed(() => (state.page - 1) * state.size)
+
+  const filterOf = () => ({
+    status: [...tab.value.statuses],
+    search: state.search.trim() || undefined,
+    type: state.type || undefined,
+    source: state.source.trim() || undefined,
+  })
 
   async function load() {
     const seq = ++requestSeq
+    const key = currentKey.value
+    lastLoad = Date.now()
+    clearTimeout(reloadTimer)
+    reloadTimer = undefined
     loading.value = true
     try {
+      const query = { ...filterOf(), sort: sortSupported.value && state.sort ? state.sort : undefined, limit: state.size, offset: offset.value }
       const [list, counts] = await Promise.all([
-        options.api.listJobs({
-          status: tab.value.statuses,
-          search: filters.search.trim() || undefined,
-          type: filters.type || undefined,
-          source: filters.source.trim() || undefined,
-          limit: pageSize,
-          offset: offset.value,
+        options.api.listJobs(query).catch((e: unknown) => {
+          // A server without `sort` refuses it as an unknown parameter: ask again without it.
+          if (query.sort && e instanceof ApiRequestError && e.status === 400 && /sort/i.test(e.message)) {
+            sortSupported.value = false
+            return options.api.listJobs({ ...query, sort: undefined })
+          }
+          throw e
         }),
-        options.api.stats(),
+        options.api.stats().catch(() => stats.value),
       ])
       if (seq !== requestSeq || disposed) return
-      // The page emptied under us (deletes, a tab change elsewhere): step back to the last page.
-      if (list.jobs.length === 0 && offset.value > 0 && list.meta.total > 0) {
-        offset.value = Math.max(0, Math.floor((list.meta.total - 1) / pageSize) * pageSize)
-        return load()
+      // The page emptied under us (deletes, bulk actions): go to the last page there is.
+      if (list.jobs.length === 0 && state.page > 1 && list.meta.total > 0) {
+        state.page = Math.max(1, Math.ceil(list.meta.total / state.size))
+        return
       }
-      jobs.value = list.jobs
+      rows.value = list.jobs
+      rowsKey.value = key
       total.value = list.meta.total
-      stats.value = counts
+      totalCapped.value = list.meta.totalCapped === true
+      if (counts) stats.value = counts
+      loadedAt.value = Date.now()
       error.value = null
     } catch (e) {
-      if (seq === requestSeq) error.value = e instanceof Error ? e.message : String(e)
+      if (seq !== requestSeq || disposed) return
+      error.value = errorText(e)
+      // Rows of another query are not shown under this one.
+      if (rowsKey.value !== key) {
+        rows.value = []
+        rowsKey.value = null
+      }
     } finally {
       if (seq === requestSeq) loading.value = false
     }
   }
 
   function reloadSoon() {
-    if (disposed) return
-    clearTimeout(reloadTimer)
-    reloadTimer = setTimeout(() => void load(), options.reloadDelayMs ?? 250)
+    if (disposed || reloadTimer !== undefined) return
+    const wait = Math.max(options.reloadDelayMs ?? 250, lastLoad + (options.minReloadIntervalMs ?? 1500) - Date.now())
+    reloadTimer = setTimeout(() => {
+      reloadTimer = undefined
+      void load()
+    }, wait)
   }
+
+  function trackBulk(job: Job) {
+    const current = bulk.value
+    if (!current || current.bulkJobId !== job.jobId) return
+    const outcome = isFinalStatus(job.status) && job.result && typeof job.result === 'object' ? (job.result as BulkOutcome) : null
+    bulk.value = {
+      ...current,
+      status: job.status,
+      progress: job.status === 'completed' ? 100 : job.progress,
+      outcome,
+      error: job.status === 'failed' ? job.errorMessage : null,
+    }
+    if (isFinalStatus(job.status)) {
+      clearTimeout(bulkPoll)
+      void load()
+    }
+  }
+
+  const updates = createCoalescer<Job>({
+    intervalMs: options.flushMs ?? 100,
+    merge: (waiting, next) => (isNewer(next, waiting) ? next : waiting),
+    flush(batch) {
+      if (disposed) return
+      let next: Job[] | null = null
+      let moved = false
+      const list = rows.value
+      const index = new Map(list.map((job, i) => [job.jobId, i]))
+      for (const job of batch.values()) {
+        trackBulk(job)
+        const i = index.get(job.jobId)
+        if (i === undefined) {
+          // A job not on this page: it may belong here now (new, or moved into this tab).
+          moved = true
+          continue
+        }
+        const current = (next ?? list)[i]!
+        if (!isNewer(job, current)) continue
+        next ??= [...list]
+        next[i] = job
+        if (current.status !== job.status) moved = true
+      }
+      if (next) rows.value = next
+      if (moved) reloadSoon()
+    },
+  })
 
   const unsubscribe = options.socket.subscribe((message) => {
     switch (message.type) {
       case 'connected':
-        // After a reconnect, anything may have happened: reload.
-        reloadSoon()
+        // After a reconnect, anything may have happened: read the page again at once.
+        void load()
+        if (bulk.value && !isFinalStatus(bulk.value.status)) void pollBulk()
         return
-      case 'job_update': {
-        const index = jobs.value.findIndex((job) => job.jobId === message.job.jobId)
-        const current = jobs.value[index]
-        if (current) {
-          if (!isNewer(message.job, current)) return
-          const next = [...jobs.value]
-          next[index] = message.job
-          jobs.value = next
-          if (current.status !== message.job.status) reloadSoon()
-        } else {
-          reloadSoon()
-        }
+      case 'job_update':
+        updates.push(message.job.jobId, message.job)
         return
-      }
       case 'job_deleted':
         reloadSoon()
         return
       case 'pong':
       case 'error':
+      case 'job_log':
         return
       default: {
         const never: never = message
@@ -130,60 +236,92 @@ export function useJobs(options: JobsOptions) {
     }
   })
 
-  // Filters go back to the first page; the search box is debounced by its caller.
-  watch(
-    () => [filters.tab, filters.search, filters.type, filters.source],
-    () => {
-      offset.value = 0
-      void load()
-    },
-  )
-  watch(offset, () => void load())
+  watch(currentKey, () => void load())
+
+  /** The bulk job's state, read now and then in case its updates do not reach this socket. */
+  async function pollBulk() {
+    clearTimeout(bulkPoll)
+    const current = bulk.value
+    if (!current || isFinalStatus(current.status) || disposed) return
+    try {
+      trackBulk(await options.api.getJob(current.bulkJobId))
+    } catch {
+      // Offline: the next poll or the reconnect reads it.
+    }
+    if (bulk.value && !isFinalStatus(bulk.value.status)) bulkPoll = setTimeout(() => void pollBulk(), 2000)
+  }
 
   function dispose() {
     disposed = true
     clearTimeout(reloadTimer)
+    clearTimeout(bulkPoll)
+    updates.stop()
     unsubscribe()
   }
   if (getCurrentScope()) onScopeDispose(dispose)
 
-  async function act(jobIds: string[], action: JobAction | 'delete'): Promise<BulkResult> {
+  /** One request per job (a few selected jobs). */
+  async function act(jobIds: string[], action: JobAction | 'delete'): Promise<ActionResult> {
     const results = await Promise.allSettled(
       jobIds.map((jobId) => (action === 'delete' ? options.api.deleteJob(jobId) : options.api.jobAction(jobId, action))),
     )
-    const failed = results.flatMap((result, i) =>
-      result.status === 'rejected'
-        ? [{ jobId: jobIds[i]!, message: result.reason instanceof Error ? result.reason.message : String(result.reason) }]
-        : [],
-    )
+    const failed = results.flatMap((result, i) => (result.status === 'rejected' ? [{ jobId: jobIds[i]!, message: errorText(result.reason) }] : []))
     await load()
     return { done: results.length - failed.length, failed }
   }
 
+  /**
+   * An action on every job matching the current tab and filters (or on listed jobs), done by the
+   * server's bulk job; its progress shows in `bulk`. Throws with a clear message when the server has
+   * no bulk route (listed jobs then go one request each, through `act`).
+   */
+  async function runBulk(action: BulkAction, target: { jobIds: string[] } | 'matching') {
+    const body = target === 'matching' ? { action, filter: filterOf() } : { action, jobIds: target.jobIds }
+    try {
+      const bulkJobId = await options.api.bulk(body)
+      bulk.value = { bulkJobId, action, status: 'pending', progress: 0, outcome: null, error: null }
+      bulkPoll = setTimeout(() => void pollBulk(), 2000)
+      return bulkJobId
+    } catch (e) {
+      if (isMissingRoute(e)) {
+        throw new Error(
+          target === 'matching'
+            ? 'This server cannot act on every matching job yet (no POST /api/v1/jobs/bulk); select jobs on the page instead.'
+            : 'No bulk route on this server.',
+          { cause: e },
+        )
+      }
+      throw e
+    }
+  }
+
   return {
-    filters,
-    offset,
-    pageSize,
+    state,
     jobs,
     total,
+    totalCapped,
+    offset,
+    pageCount,
     stats,
     tabCounts,
     types,
     loading,
     error,
+    loadedAt,
+    sortSupported,
+    bulk,
     ready: load(),
     reload: load,
     act,
+    runBulk,
+    clearBulk() {
+      clearTimeout(bulkPoll)
+      bulk.value = null
+    },
     async cleanup(daysOld: number) {
       const deleted = await options.api.cleanup(daysOld)
       await load()
       return deleted
-    },
-    nextPage() {
-      if (offset.value + pageSize < total.value) offset.value += pageSize
-    },
-    previousPage() {
-      offset.value = Math.max(0, offset.value - pageSize)
     },
     dispose,
   }

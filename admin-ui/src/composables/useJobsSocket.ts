@@ -1,6 +1,9 @@
 import { getCurrentScope, inject, onScopeDispose, readonly, shallowRef, type InjectionKey } from 'vue'
 import { ApiRequestError } from '../api/client'
-import type { ClientMessage, ServerMessage } from '../contract'
+import type { ClientMessage, JobLogMessage, LogSubscriptionMessage, ServerMessage } from '../contract'
+
+/** What the socket delivers: the contract's server messages, and log lines of subscribed jobs. */
+export type IncomingMessage = ServerMessage | JobLogMessage
 
 export type SocketState = 'connecting' | 'open' | 'reconnecting' | 'stopped'
 
@@ -13,7 +16,7 @@ export interface JobsSocketOptions {
   WebSocket?: typeof WebSocket
   /** Called when the credentials are refused: no more reconnects (the app goes to login). */
   onAuthFailure?: () => void
-  /** Reconnect delays: initialMs, doubled per failed try, at most maxMs, with jitter. */
+  /** Reconnect delays: initialMs (default 500), doubled per failed try, at most maxMs (default 4000), with jitter. */
   backoff?: { initialMs?: number; maxMs?: number }
   /** [0, 1): jitter source (tests pass a constant). */
   random?: () => number
@@ -36,7 +39,12 @@ export interface JobsSocket {
   /** Delay of the next reconnect, while `state` is 'reconnecting'. */
   retryInMs: Readonly<import('vue').Ref<number | null>>
   /** Every server message, and `connected` (with whether it is a reconnect). Returns an unsubscribe. */
-  subscribe(listener: (message: ServerMessage, event?: ConnectedEvent) => void): () => void
+  subscribe(listener: (message: IncomingMessage, event?: ConnectedEvent) => void): () => void
+  /**
+   * Live log lines of one job (`subscribe_logs`), re-subscribed after every reconnect; the returned
+   * function unsubscribes. Lines arrive through `subscribe` as `job_log` messages.
+   */
+  followLogs(jobId: string): () => void
   /** Skips the wait of a pending reconnect. */
   reconnectNow(): void
   stop(): void
@@ -61,13 +69,16 @@ function defaultUrl(): string {
  * 401): then it stops and calls `onAuthFailure`. Stops itself when the calling scope is disposed.
  */
 export function useJobsSocket(options: JobsSocketOptions): JobsSocket {
-  const initialMs = options.backoff?.initialMs ?? 1000
-  const maxMs = options.backoff?.maxMs ?? 30_000
+  // Capped at a few seconds: the UI is back within moments of the server.
+  const initialMs = options.backoff?.initialMs ?? 500
+  const maxMs = options.backoff?.maxMs ?? 4000
   const random = options.random ?? Math.random
   const Socket = options.WebSocket ?? globalThis.WebSocket
   const state = shallowRef<SocketState>('connecting')
   const retryInMs = shallowRef<number | null>(null)
-  const listeners = new Set<(message: ServerMessage, event?: ConnectedEvent) => void>()
+  const listeners = new Set<(message: IncomingMessage, event?: ConnectedEvent) => void>()
+  /** Jobs whose log lines are followed, with how many followers each. */
+  const logFollowers = new Map<string, number>()
   const pingIntervalMs = options.pingIntervalMs ?? 25_000
   const pongTimeoutMs = options.pongTimeoutMs ?? 10_000
   let socket: WebSocket | null = null
@@ -80,7 +91,16 @@ export function useJobsSocket(options: JobsSocketOptions): JobsSocket {
   /** Bumped on each connection attempt, so that late callbacks of an old one are ignored. */
   let generation = 0
 
-  function emit(message: ServerMessage, event?: ConnectedEvent) {
+  function send(message: ClientMessage | LogSubscriptionMessage) {
+    if (!socket || socket.readyState !== 1) return
+    try {
+      socket.send(JSON.stringify(message))
+    } catch {
+      // A failed send is followed by close, and the subscription is renewed on reconnect.
+    }
+  }
+
+  function emit(message: IncomingMessage, event?: ConnectedEvent) {
     for (const listener of [...listeners]) {
       try {
         listener(message, event)
@@ -156,9 +176,9 @@ export function useJobsSocket(options: JobsSocketOptions): JobsSocket {
     ws.onmessage = (event: MessageEvent) => {
       if (attempt !== generation) return
       armPing(ws)
-      let message: ServerMessage
+      let message: IncomingMessage
       try {
-        message = JSON.parse(String(event.data)) as ServerMessage
+        message = JSON.parse(String(event.data)) as IncomingMessage
       } catch {
         return
       }
@@ -167,6 +187,7 @@ export function useJobsSocket(options: JobsSocketOptions): JobsSocket {
         everConnected = true
         failures = 0
         state.value = 'open'
+        for (const jobId of logFollowers.keys()) send({ type: 'subscribe_logs', jobId })
         emit(message, { reconnect })
         return
       }
@@ -206,6 +227,21 @@ export function useJobsSocket(options: JobsSocketOptions): JobsSocket {
   const onOnline = () => reconnectNow()
   globalThis.addEventListener?.('online', onOnline)
 
+  function followLogs(jobId: string) {
+    const count = logFollowers.get(jobId) ?? 0
+    logFollowers.set(jobId, count + 1)
+    if (count === 0) send({ type: 'subscribe_logs', jobId })
+    let done = false
+    return () => {
+      if (done) return
+      done = true
+      const left = (logFollowers.get(jobId) ?? 1) - 1
+      if (left > 0) return void logFollowers.set(jobId, left)
+      logFollowers.delete(jobId)
+      send({ type: 'unsubscribe_logs', jobId })
+    }
+  }
+
   if (getCurrentScope()) onScopeDispose(stop)
   void connect()
 
@@ -217,6 +253,7 @@ export function useJobsSocket(options: JobsSocketOptions): JobsSocket {
       return () => listeners.delete(listener)
     },
     reconnectNow,
+    followLogs,
     stop,
   }
 }
