@@ -1,5 +1,5 @@
 /** A Jobpost serving HTTP in this process, and sessions for the bench's HTTP clients. */
-import { testConfig, type DatabaseTarget } from '../core/config.js'
+import { loadConfig, type DatabaseTarget, type JobpostConfig } from '../core/config.js'
 import { createJobpost, type Jobpost } from '../core/createJobpost.js'
 import type { Role } from '../core/contract.js'
 
@@ -7,11 +7,22 @@ export const PASSWORD = 'bench password 123'
 
 export type Served = Jobpost & { url: string }
 
-export async function openServer(target: DatabaseTarget, options: { concurrency?: number; clock?: { now(): number } } = {}): Promise<Served> {
-  const jobpost = await createJobpost(
-    testConfig({ database: target, workerConcurrency: options.concurrency ?? 10, logLevel: 'silent', jobRetentionDays: 0 }),
-    { runWorker: false, clock: options.clock },
-  )
+/**
+ * Jobpost's config for the bench: defaults, quiet logs, no plugins, no retention sweep. With
+ * `unlimited`, the per-owner creation limits are off (JOB_CREATE_RATE_PER_MINUTE=0,
+ * MAX_PENDING_PER_OWNER=0), as an operator loading a million jobs in minutes would set them.
+ */
+export function benchConfig(database: DatabaseTarget, options: { concurrency?: number; unlimited?: boolean } = {}): JobpostConfig {
+  const env: Record<string, string> = { LOG_LEVEL: 'silent', JOB_RETENTION_DAYS: '0', ACTIVE_PLUGINS: '', PORT: '0' }
+  if (options.unlimited) Object.assign(env, { JOB_CREATE_RATE_PER_MINUTE: '0', MAX_PENDING_PER_OWNER: '0' })
+  return { ...loadConfig(env), database, activePlugins: [], workerConcurrency: options.concurrency ?? 10 }
+}
+
+export async function openServer(
+  target: DatabaseTarget,
+  options: { concurrency?: number; unlimited?: boolean; clock?: { now(): number } } = {},
+): Promise<Served> {
+  const jobpost = await createJobpost(benchConfig(target, options), { runWorker: false, clock: options.clock })
   const url = await jobpost.listen()
   return Object.assign(jobpost, { url })
 }

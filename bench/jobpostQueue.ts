@@ -5,16 +5,18 @@
 import { spawn } from 'node:child_process'
 import readline from 'node:readline'
 import { fileURLToPath } from 'node:url'
-import { testConfig, type DatabaseTarget } from '../core/config.js'
+import type { DatabaseTarget } from '../core/config.js'
 import { createJobpost, type Jobpost } from '../core/createJobpost.js'
+import { benchConfig } from './http.js'
 import { epochNow, log, pacedLatency, tempDir, timeUntil, waitFor, type SystemFigures, type Workload } from './lib.js'
 import { freshDatabase } from './peers.js'
 
 const CHUNK = 1000
 export const NOOP = 'bench-noop'
 
-export async function openJobpost(target: DatabaseTarget, concurrency = 10): Promise<Jobpost> {
-  return createJobpost(testConfig({ database: target, workerConcurrency: concurrency, logLevel: 'silent' }), { runWorker: false })
+/** Default limits unless `unlimited` (see benchConfig). */
+export async function openJobpost(target: DatabaseTarget, options: { concurrency?: number; unlimited?: boolean } = {}): Promise<Jobpost> {
+  return createJobpost(benchConfig(target, options), { runWorker: false })
 }
 
 async function enqueueMany(jobpost: Jobpost, type: string, total: number, data: (n: number) => unknown = (n) => ({ n })) {

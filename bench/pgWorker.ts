@@ -5,15 +5,15 @@
  * `STOP` prints `{"runs": {jobId: times}, "latencies": [ms]}` (start − `data.t0`, epoch ms) and exits.
  */
 import readline from 'node:readline'
-import { testConfig } from '../core/config.js'
 import { createJobpost } from '../core/createJobpost.js'
+import { benchConfig } from './http.js'
 
 const url = process.env.BENCH_WORKER_DB!
 const type = process.env.BENCH_WORKER_TYPE ?? 'bench-noop'
 const epochNow = () => performance.timeOrigin + performance.now()
 
 const jobpost = await createJobpost(
-  testConfig({ database: { dialect: 'postgres', connectionString: url }, workerConcurrency: 10, logLevel: 'silent' }),
+  benchConfig({ dialect: 'postgres', connectionString: url }),
   { runWorker: false, serveHttp: false },
 )
 const hooks = jobpost.pluginHooks('bench')

@@ -8,7 +8,7 @@ export async function benchRss() {
   const total = Number(process.env.BENCH_RSS_JOBS ?? (QUICK ? 10_000 : 100_000))
   const batch = Math.min(5000, total)
   const dir = tempDir('rss')
-  const jobpost = await openJobpost({ dialect: 'sqlite', filename: dir.file('jobpost.sqlite') })
+  const jobpost = await openJobpost({ dialect: 'sqlite', filename: dir.file('jobpost.sqlite') }, { unlimited: true })
   v8.setFlagsFromString('--expose-gc')
   const gc = vm.runInNewContext('gc') as () => void
   try {
