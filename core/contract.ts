@@ -67,20 +67,42 @@ export interface JobListFilters {
   /** Only jobs created by this user id. */
   createdBy?: number
   parentJobId?: string
+  /** `createdAt` (default `-createdAt`), `runAt`, `priority`, `completedAt`; `-` for descending. */
+  sort?: JobSortKey
   limit?: number
   offset?: number
+  /** Keyset paging: `nextCursor` of the previous page (instead of offset). */
+  cursor?: string
 }
+
+export const JOB_SORT_KEYS = ['createdAt', '-createdAt', 'runAt', '-runAt', 'priority', '-priority', 'completedAt', '-completedAt'] as const
+export type JobSortKey = (typeof JOB_SORT_KEYS)[number]
 
 export interface JobList {
   jobs: Job[]
   total: number
   limit: number
   offset: number
+  /** `total` stopped counting at 10,000 matches. */
+  totalCapped?: boolean
+  /** Pass as `cursor` for the next page (present when the page is full). */
+  nextCursor?: string
+}
+
+/** One minute of `GET /api/v1/jobs/stats/series`. */
+export interface StatsSeriesPoint {
+  /** Start of the minute (ISO). */
+  minute: string
+  created: number
+  completed: number
+  failed: number
 }
 
 export interface JobStats {
   byStatus: Record<JobStatus, number>
   byType: Record<string, number>
+  /** Per type, the count of each status it has. */
+  byTypeAndStatus?: Record<string, Partial<Record<JobStatus, number>>>
   total: number
   /** Mean ms from startedAt to completedAt of the jobs that finished (completed, with errors, failed) in the last 24 h; null when none. */
   averageProcessingMs?: number | null

@@ -21,6 +21,7 @@ import jobsProvider, { type JobsService } from './providers/jobs-provider/index.
 import type { ProviderContext } from './providers/types.js'
 import { RealtimeServer } from './realtime/RealtimeServer.js'
 import { RegisterPostTypes } from './registry/RegisterPostTypes.js'
+import { createJobStore, type JobStore } from './store/jobs/index.js'
 import { PostStore } from './store/PostStore.js'
 import { UserStore } from './store/UserStore.js'
 
@@ -39,6 +40,7 @@ export interface Jobpost {
   clock: Clock
   db: Database
   store: PostStore
+  jobStore: JobStore
   hooks: HookRegistry
   postTypes: RegisterPostTypes
   auth: AuthService
@@ -84,6 +86,7 @@ async function assemble(
 ): Promise<Jobpost> {
   await migrateLatest(db.knex)
   const store = new PostStore(db)
+  const jobStore = createJobStore(db)
   const hooks = new HookRegistry(logger)
   const postTypes = new RegisterPostTypes()
   const auth = new AuthService({
@@ -124,6 +127,7 @@ async function assemble(
   const providerContext: ProviderContext = {
     ...contextFor('jobs-provider'),
     store,
+    jobStore,
     clock,
     hookRegistry: hooks,
     auth,
@@ -187,6 +191,7 @@ async function assemble(
     clock,
     db,
     store,
+    jobStore,
     hooks,
     postTypes,
     auth,
@@ -227,6 +232,7 @@ async function assemble(
         await httpClosed
         await cluster.stop()
         jobsService.jobs.close()
+        await jobStore.close()
         await db.close()
       })()
       return closing

@@ -2,6 +2,7 @@ import type { Knex } from 'knex'
 import * as core from './001_core.js'
 import * as metaClustered from './002_meta_clustered.js'
 import * as wsTicketSession from './003_ws_ticket_session.js'
+import * as jobState from './004_job_state.js'
 import * as rateLimits from './005_rate_limits.js'
 
 /** Every migration, in order. Listed explicitly so the same list runs from source, tests and CLI. */
@@ -9,6 +10,7 @@ const MIGRATIONS: Record<string, Knex.Migration> = {
   '001_core': core,
   '002_meta_clustered': metaClustered,
   '003_ws_ticket_session': wsTicketSession,
+  '004_job_state': jobState,
   '005_rate_limits': rateLimits,
 }
 

@@ -1,31 +1,20 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
-import type { Clock } from '../clock.js'
-import { JOB_STATUSES, type Job, type JobStats } from '../contract.js'
+import { JOB_STATUSES, type Job } from '../contract.js'
 import type { HookRegistry } from '../hooks/Hooks.js'
-import { JOB_POST_TYPE, META } from '../registry/jobRecord.js'
 import type { RegisterJobs } from '../registry/RegisterJobs.js'
-import type { PostStore } from '../store/PostStore.js'
 
 /**
- * Job metrics: the extra fields of GET /api/v1/jobs/stats (computed in SQL on `completed_at`) and
- * the Prometheus registry behind /metrics. Each Jobpost has its own prom-client Registry (never the
+ * Job metrics: the Prometheus registry behind /metrics. Each Jobpost has its own prom-client Registry (never the
  * global one), so several instances can live in one process. Counters and histograms count what
  * this process saw (its own events); the `jobpost_jobs` gauge reads the database at scrape time.
  */
 
-const MINUTE_MS = 60_000
-const HOUR_MS = 3600_000
-const DAY_MS = 24 * HOUR_MS
 /** Job types become label values; past this many distinct ones the rest are labelled `other`. */
 const MAX_TYPE_LABELS = 100
-/** Statuses that mean "the job was processed" (not cancelled) for throughput and durations. */
-const PROCESSED = ['completed', 'completed_with_errors', 'failed'] as const
 
 export interface JobMetricsOptions {
   hooks: HookRegistry
   jobs: RegisterJobs
-  store: PostStore
-  clock: Clock
 }
 
 export class JobMetrics {
@@ -77,13 +66,6 @@ export class JobMetrics {
       hooks.on('job:failed', onFinished),
       hooks.on('job:cancelled', onFinished),
     )
-    // GET /api/v1/jobs/stats: add processing time and throughput (for the caller's own jobs when
-    // they may only see those).
-    hooks.addFilter(
-      'jobs_stats',
-      async (stats: JobStats, filters?: { createdBy?: number }) => ({ ...stats, ...(await this.timings(filters?.createdBy)) }),
-      { owner: 'metrics' },
-    )
   }
 
   get contentType(): string {
@@ -93,25 +75,6 @@ export class JobMetrics {
   /** The Prometheus text exposition of this instance's registry. */
   metrics(): Promise<string> {
     return this.registry.metrics()
-  }
-
-  /** Average processing time (last 24 h) and throughput (last minute, last hour), in SQL. */
-  async timings(createdBy?: number): Promise<Pick<JobStats, 'averageProcessingMs' | 'throughput'>> {
-    const now = this.options.clock.now()
-    const iso = (ms: number) => new Date(ms).toISOString()
-    const { counts, averageMs } = await this.options.store.timeWindowStats({
-      postType: JOB_POST_TYPE,
-      timeKey: META.completedAt,
-      startKey: META.startedAt,
-      since: iso(now - DAY_MS),
-      countSince: [iso(now - MINUTE_MS), iso(now - HOUR_MS)],
-      where: [{ key: META.status, in: PROCESSED }],
-      authorId: createdBy,
-    })
-    return {
-      averageProcessingMs: averageMs === null ? null : Math.round(averageMs),
-      throughput: { lastMinute: counts[0] ?? 0, lastHour: counts[1] ?? 0 },
-    }
   }
 
   private typeLabel(type: string): string {

@@ -4,11 +4,14 @@ import type { AuthService } from '../auth/AuthService.js'
 import type { HookRegistry } from '../hooks/Hooks.js'
 import type { CoreHooks, PluginContext } from '../hooks/pluginHooks.js'
 import type { RealtimeServer } from '../realtime/RealtimeServer.js'
+import type { JobStore } from '../store/jobs/JobStore.js'
 import type { PostStore } from '../store/PostStore.js'
 
 /** What a core provider gets besides a plugin's context: the host's services. */
 export interface ProviderContext extends PluginContext {
   store: PostStore
+  /** The job queue's storage (typed rows, counters, prepared hot paths). */
+  jobStore: JobStore
   clock: Clock
   hookRegistry: HookRegistry
   auth: AuthService

@@ -7,25 +7,35 @@ import {
   type JobListFilters,
   type JobStats,
   type JobStatus,
+  type StatsSeriesPoint,
 } from '../contract.js'
-import { isoNow, type Clock } from '../clock.js'
+import type { Clock } from '../clock.js'
 import { ConflictError, IllegalTransitionError, JobNotFoundError, LeaseLostError, ValidationError } from '../errors.js'
 import type { HookRegistry } from '../hooks/Hooks.js'
 import type { Logger } from '../logger.js'
-import type { MetaCondition, MetaWrite, NewPost, PostRecord, PostStore } from '../store/PostStore.js'
+import type { JobStatePatch, JobStore, MetaPatch, NewJob } from '../store/jobs/JobStore.js'
+import { countableByCounters, ownerScope } from '../store/jobs/jobSql.js'
 import { sanitizeSvg } from '../security/sanitizeSvg.js'
 import { JobHandle } from './JobHandle.js'
 import { assertJsonValue, parseOrThrow, pluginJobSchema, type CreateJobInput, type ParsedJobInput } from './jobInput.js'
-import { encodeJson, JOB_POST_TYPE, jobRecordFromPost, META, queueOrder, toPublicJob, type JobRecord } from './jobRecord.js'
+import { decodeCursor, encodeCursor } from './jobCursor.js'
+import { encodeJson, jobRecordFromStored, META, recordAfter, toPublicJob, type JobRecord } from './jobRecord.js'
 import { nextStatus, type JobAction } from './jobTransitions.js'
 
 export const DEFAULT_LIST_LIMIT = 100
 export const MAX_LIST_LIMIT = 500
+/** A list's `total` is counted exactly up to this many matches when counters cannot tell it. */
+export const MAX_COUNTED_TOTAL = 10_000
 const CLEANUP_BATCH = 1000
 const MAX_ERROR_LENGTH = 4000
-const DAY_MS = 24 * 3600 * 1000
+const MINUTE_MS = 60_000
+const HOUR_MS = 3600_000
+const DAY_MS = 24 * HOUR_MS
 /** Attempts of a job enqueued before its processor registered (the seed's default). */
 const DEFAULT_QUEUED_MAX_ATTEMPTS = 3
+/** How often delayed jobs are looked for when none is known to be due (other processes' too). */
+const PROMOTE_INTERVAL_MS = 1000
+const MAINTENANCE_INTERVAL_MS = 1000
 
 /** What the runtime tells the registry about a type that has a processor. */
 export interface QueueDefaults {
@@ -33,7 +43,7 @@ export interface QueueDefaults {
 }
 
 export interface RegisterJobsOptions {
-  store: PostStore
+  store: JobStore
   hooks: HookRegistry
   clock: Clock
   logger: Logger
@@ -44,8 +54,10 @@ export interface RegisterJobsOptions {
 export interface SettleOptions {
   /** The attempt token the caller holds; a mismatch means its lease was lost (LeaseLostError). */
   attemptToken?: string
-  /** Further conditions the write needs (e.g. that a lease really expired). */
-  expect?: MetaCondition[]
+  /** The record the caller holds (an attempt's): with a token, the write needs no read first. */
+  current?: JobRecord
+  /** The lease must have run out before this time (ms): recovery of an expired attempt. */
+  lockedBefore?: number
 }
 
 export interface ClaimOptions {
@@ -56,15 +68,17 @@ export interface ClaimOptions {
   leaseMs: number
 }
 
-type MetaBuilder = (current: JobRecord, next: JobStatus, now: string) => MetaWrite
+type Change = { set?: JobStatePatch; meta?: MetaPatch }
+type ChangeBuilder = (current: JobRecord, next: JobStatus, now: number) => Change
 
 /**
- * Jobs as posts: creates, queries and changes jobs through the posts + meta store. Every status
- * change goes through `transition`, which consults the transition table and writes only while the
- * job still has the status it was read with, so concurrent writers cannot both win.
+ * Jobs as posts: creates, queries and changes jobs through the job store. Every status change
+ * goes through `transition`, which consults the transition table and writes only while the job
+ * still has the status (and attempt token) it was decided on, so concurrent writers cannot both
+ * win. The queue's moves (claim, completions, leases) are single statements of the store.
  */
 export class RegisterJobs {
-  private readonly store: PostStore
+  private readonly store: JobStore
   private readonly hooks: HookRegistry
   private readonly clock: Clock
   private readonly logger: Logger
@@ -73,9 +87,10 @@ export class RegisterJobs {
   private readonly chains = new Map<string, Promise<unknown>>()
   /** Timeouts and abort controllers of tracked jobs started in this process. */
   private readonly tracked = new Map<string, { controller: AbortController; timer?: NodeJS.Timeout }>()
-  /** Runtime completions waiting to be settled together (see completeAttempt). */
-  private readonly pendingCompletes: PendingComplete[] = []
-  private completing = false
+  /** The earliest run time of a delayed job this process knows of (null: none known). */
+  private knownNextDueAt: number | null = null
+  private lastPromoteAt = -Infinity
+  private maintenanceTimer: NodeJS.Timeout | undefined
 
   constructor(options: RegisterJobsOptions) {
     this.store = options.store
@@ -83,10 +98,22 @@ export class RegisterJobs {
     this.clock = options.clock
     this.logger = options.logger
     this.queueDefaults = options.queueDefaults ?? (() => undefined)
+    if (this.store.dialect === 'postgres') {
+      // Counter deltas are folded into their totals in the background (cheap; one instance at a time).
+      this.maintenanceTimer = setInterval(() => {
+        this.store.maintain().catch((error) => this.logger.warn({ err: error }, 'Could not fold the job counters'))
+      }, MAINTENANCE_INTERVAL_MS)
+      this.maintenanceTimer.unref()
+    }
   }
 
   setQueueDefaults(lookup: (type: string) => QueueDefaults | undefined): void {
     this.queueDefaults = lookup
+  }
+
+  /** When the next delayed job this process knows of becomes due (ms), for the runtime's timer. */
+  get nextDueAt(): number | null {
+    return this.knownNextDueAt
   }
 
   // ------------------------------------------------------------------------------------------
@@ -108,59 +135,56 @@ export class RegisterJobs {
 
   private async insertJobs(inputs: CreateJobInput[], forceQueue = false): Promise<JobRecord[]> {
     const now = this.clock.now()
-    const posts = inputs.map((input) => this.newJobPost(parseOrThrow(pluginJobSchema, input), now, forceQueue))
-    const ids = await this.store.createPosts(posts)
-    // What was just written, as getPosts would read it back (one author at most, no null meta).
-    const records = posts.map((post, index) =>
-      jobRecordFromPost({
-        id: ids[index]!,
-        postType: post.postType,
-        title: post.title,
-        slug: post.slug,
-        status: post.status ?? 'publish',
-        createdAt: post.createdAt,
-        updatedAt: post.createdAt,
-        authorId: post.authorId ?? null,
-        meta: post.meta,
-      }),
-    )
-    for (const record of records) this.hooks.safeEmit('job:created', { job: toPublicJob(record) })
+    const jobs = inputs.map((input) => this.newJob(parseOrThrow(pluginJobSchema, input), now, forceQueue))
+    const ids = await this.store.insert(jobs)
+    const records = jobs.map((job, index) => jobRecordFromStored({ ...job, state: { ...job.state, postId: ids[index]! } }))
+    for (const record of records) {
+      if (record.stored.state.delayed) this.noteDelayed(record.stored.state.runAt)
+      this.hooks.safeEmit('job:created', { job: toPublicJob(record) })
+    }
     return records
   }
 
-  private newJobPost(input: ParsedJobInput, now: number, forceQueue: boolean): NewPost {
-    const createdAt = new Date(now).toISOString()
-    const runAt = input.runAt
-      ? new Date(input.runAt).toISOString()
-      : new Date(now + (input.delay ?? 0)).toISOString()
+  private newJob(input: ParsedJobInput, now: number, forceQueue: boolean): NewJob {
+    const runAt = input.runAt ? Date.parse(input.runAt) : now + (input.delay ?? 0)
     const defaults = this.queueDefaults(input.type) ?? (forceQueue ? { maxAttempts: DEFAULT_QUEUED_MAX_ATTEMPTS } : undefined)
-    const priority = input.priority ?? 0
-    const jobId = uuidv4()
-    const iconSvg = input.iconSvg ? sanitizeSvg(input.iconSvg) : null
-    const meta: Record<string, string> = {
-      [META.jobId]: jobId,
-      [META.name]: input.name,
-      [META.description]: input.description ?? '',
-      [META.type]: input.type,
-      [META.status]: 'pending',
-      [META.progress]: '0',
-      [META.metadata]: encodeJson(input.metadata ?? {}),
-      [META.showNotification]: input.showNotification === false ? '0' : '1',
-      [META.priority]: String(priority),
-      [META.attempts]: '0',
-      [META.maxAttempts]: String(input.maxAttempts ?? defaults?.maxAttempts ?? 1),
-      [META.runAt]: runAt,
-    }
-    if (iconSvg) meta[META.iconSvg] = iconSvg
-    if (input.source) meta[META.source] = input.source
-    if (input.timeout != null) meta[META.timeout] = String(input.timeout)
+    const meta: Record<string, string> = {}
+    if (input.description) meta[META.description] = input.description
+    const icon = input.iconSvg ? sanitizeSvg(input.iconSvg) : null
+    if (icon) meta[META.iconSvg] = icon
+    if (input.metadata && Object.keys(input.metadata).length) meta[META.metadata] = encodeJson(input.metadata)
     if (input.data !== undefined) meta[META.data] = encodeJson(input.data)
-    if (input.parentJobId) meta[META.parentJobId] = input.parentJobId
-    if (defaults) {
-      meta[META.queued] = '1'
-      meta[META.queueOrder] = queueOrder(priority, runAt)
+    const createdBy = input.createdBy ?? null
+    const source = input.source ?? null
+    return {
+      jobId: uuidv4(),
+      name: input.name,
+      meta,
+      state: {
+        type: input.type,
+        status: 'pending',
+        queued: defaults !== undefined,
+        delayed: runAt > now,
+        priority: input.priority ?? 0,
+        runAt,
+        attempts: 0,
+        maxAttempts: input.maxAttempts ?? defaults?.maxAttempts ?? 1,
+        attemptToken: null,
+        lockedUntil: null,
+        progress: 0,
+        timeoutMs: input.timeout ?? null,
+        showNotification: input.showNotification !== false,
+        createdBy,
+        owner: ownerScope(createdBy, source),
+        source,
+        parentJobId: input.parentJobId ?? null,
+        pausedFrom: null,
+        createdAt: now,
+        updatedAt: now,
+        startedAt: null,
+        completedAt: null,
+      },
     }
-    return { postType: JOB_POST_TYPE, title: input.name, slug: jobId, createdAt, meta, authorId: input.createdBy ?? null }
   }
 
   handle(jobId: string): JobHandle {
@@ -174,8 +198,8 @@ export class RegisterJobs {
 
   async getJobRecord(jobId: string): Promise<JobRecord | null> {
     if (typeof jobId !== 'string' || jobId.length > 64) return null
-    const post = await this.store.getPostBySlug(JOB_POST_TYPE, jobId)
-    return post ? jobRecordFromPost(post) : null
+    const stored = await this.store.getByJobId(jobId)
+    return stored ? jobRecordFromStored(stored) : null
   }
 
   async getJob(jobId: string): Promise<Job | null> {
@@ -184,10 +208,14 @@ export class RegisterJobs {
   }
 
   async getJobRecords(postIds: number[]): Promise<JobRecord[]> {
-    return (await this.store.getPosts(postIds)).map(jobRecordFromPost)
+    return (await this.store.getByPostIds(postIds)).map(jobRecordFromStored)
   }
 
-  /** Filters in SQL before paging; `total` counts every match. Newest first. */
+  /**
+   * Filters in SQL before paging, newest first unless `sort` says otherwise; pages by `offset`
+   * or by `cursor` (keyset). `total` comes from the counters where they can tell it, else it is
+   * counted up to MAX_COUNTED_TOTAL (`totalCapped` past that).
+   */
   async getJobs(filters: JobListFilters = {}): Promise<JobList> {
     const limit = filters.limit ?? DEFAULT_LIST_LIMIT
     const offset = filters.offset ?? 0
@@ -195,34 +223,108 @@ export class RegisterJobs {
       throw new ValidationError(`limit must be an integer from 1 to ${MAX_LIST_LIMIT}.`)
     }
     if (!Number.isInteger(offset) || offset < 0) throw new ValidationError('offset must be a non-negative integer.')
-    const where: MetaCondition[] = []
     const statuses = filters.status === undefined ? [] : ([] as JobStatus[]).concat(filters.status)
     for (const status of statuses) {
       if (!JOB_STATUSES.includes(status)) throw new ValidationError(`Unknown status ${JSON.stringify(status)}.`)
     }
-    if (statuses.length) where.push({ key: META.status, in: statuses })
-    if (filters.type) where.push({ key: META.type, eq: filters.type })
-    if (filters.source) where.push({ key: META.source, eq: filters.source })
-    if (filters.parentJobId) where.push({ key: META.parentJobId, eq: filters.parentJobId })
-    const { ids, total } = await this.store.queryPostIds({
-      postType: JOB_POST_TYPE,
-      where,
-      titleContains: filters.search || undefined,
-      authorId: filters.createdBy,
+    const sort = filters.sort ?? '-createdAt'
+    const after = filters.cursor === undefined ? undefined : decodeCursor(filters.cursor, sort)
+    const query = {
+      statuses: statuses.length ? [...new Set(statuses)] : undefined,
+      type: filters.type || undefined,
+      source: filters.source || undefined,
+      search: filters.search?.trim() || undefined,
+      createdBy: filters.createdBy,
+      parentJobId: filters.parentJobId,
+    }
+    const [page, counted] = await Promise.all([
+      this.store.list({ ...query, sort, limit, offset: after ? 0 : offset, after }),
+      this.total(query),
+    ])
+    const jobs = page.jobs.map(jobRecordFromStored)
+    const last = page.jobs.at(-1)
+    return {
+      jobs: jobs.map(toPublicJob),
+      total: counted.total,
       limit,
-      offset,
-    })
-    const jobs = (await this.getJobRecords(ids)).map(toPublicJob)
-    return { jobs, total, limit, offset }
+      offset: after ? 0 : offset,
+      ...(counted.capped ? { totalCapped: true } : {}),
+      ...(last && jobs.length === limit ? { nextCursor: encodeCursor(last.state, sort) } : {}),
+    }
   }
 
+  private async total(query: { statuses?: JobStatus[]; type?: string; source?: string; search?: string; createdBy?: number; parentJobId?: string }): Promise<{ total: number; capped: boolean }> {
+    if (countableByCounters(query)) {
+      const rows = await this.store.counts(query.createdBy === undefined ? '' : `u:${query.createdBy}`)
+      const total = rows
+        .filter((row) => (query.type === undefined || row.type === query.type) && (!query.statuses || query.statuses.includes(row.status)))
+        .reduce((sum, row) => sum + Number(row.n), 0)
+      return { total, capped: false }
+    }
+    const n = await this.store.count(query, MAX_COUNTED_TOTAL + 1)
+    return n > MAX_COUNTED_TOTAL ? { total: MAX_COUNTED_TOTAL, capped: true } : { total: n, capped: false }
+  }
+
+  /** Counts from the counters (O(types)), timings and throughput from the per-minute counters. */
   async stats(filters: { createdBy?: number } = {}): Promise<JobStats> {
-    const byStatusRaw = await this.store.countByMeta(JOB_POST_TYPE, META.status, [], filters.createdBy)
-    const byType = await this.store.countByMeta(JOB_POST_TYPE, META.type, [], filters.createdBy)
-    const byStatus = Object.fromEntries(JOB_STATUSES.map((status) => [status, byStatusRaw[status] ?? 0])) as Record<JobStatus, number>
+    const scope = filters.createdBy === undefined ? '' : `u:${filters.createdBy}`
+    const now = this.clock.now()
+    const [rows, minutes] = await Promise.all([this.store.counts(scope), this.store.minutes(scope, now - DAY_MS)])
+    const byStatus = Object.fromEntries(JOB_STATUSES.map((status) => [status, 0])) as Record<JobStatus, number>
+    const byType: Record<string, number> = {}
+    const byTypeAndStatus: Record<string, Partial<Record<JobStatus, number>>> = {}
+    for (const row of rows) {
+      const n = Number(row.n)
+      if (n <= 0) continue
+      byStatus[row.status] = (byStatus[row.status] ?? 0) + n
+      byType[row.type] = (byType[row.type] ?? 0) + n
+      ;(byTypeAndStatus[row.type] ??= {})[row.status] = n
+    }
     const total = Object.values(byStatus).reduce((sum, n) => sum + n, 0)
+    let finished = 0
+    let durationMs = 0
+    let lastMinute = 0
+    let lastHour = 0
+    for (const row of minutes) {
+      finished += row.finished
+      durationMs += row.durationMs
+      const processed = row.completed + row.failed
+      if (row.minute + MINUTE_MS > now - MINUTE_MS) lastMinute += processed
+      if (row.minute + MINUTE_MS > now - HOUR_MS) lastHour += processed
+    }
+    const stats: JobStats = {
+      byStatus,
+      byType,
+      byTypeAndStatus,
+      total,
+      averageProcessingMs: finished ? Math.round(durationMs / finished) : null,
+      throughput: { lastMinute, lastHour },
+    }
     // Filtered so that other parts of the host can add to it (core/cluster adds `instances`).
-    return this.hooks.applyFilters<JobStats>('jobs_stats', { byStatus, byType, total }, filters)
+    return this.hooks.applyFilters<JobStats>('jobs_stats', stats, filters)
+  }
+
+  /** Created, completed and failed per minute over the last `minutes`, oldest first. */
+  async series(options: { minutes: number; createdBy?: number }): Promise<StatsSeriesPoint[]> {
+    const now = this.clock.now()
+    const end = Math.floor(now / MINUTE_MS) * MINUTE_MS
+    const start = end - (options.minutes - 1) * MINUTE_MS
+    const rows = await this.store.minutes(options.createdBy === undefined ? '' : `u:${options.createdBy}`, start)
+    const byMinute = new Map(rows.map((row) => [row.minute, row]))
+    const points: StatsSeriesPoint[] = []
+    for (let minute = start; minute <= end; minute += MINUTE_MS) {
+      const row = byMinute.get(minute)
+      points.push({ minute: new Date(minute).toISOString(), created: row?.created ?? 0, completed: row?.completed ?? 0, failed: row?.failed ?? 0 })
+    }
+    return points
+  }
+
+  /** Pending jobs of one owner (a user id or a plugin's source), from the counters. */
+  async pendingCount(owner: { userId?: number; source?: string }): Promise<number> {
+    const scope = ownerScope(owner.userId, owner.source)
+    if (!scope) return 0
+    const rows = await this.store.counts(scope)
+    return rows.filter((row) => row.status === 'pending').reduce((sum, row) => sum + Number(row.n), 0)
   }
 
   // ------------------------------------------------------------------------------------------
@@ -230,9 +332,7 @@ export class RegisterJobs {
 
   async start(jobId: string, options: SettleOptions = {}): Promise<JobRecord> {
     const record = await this.transition(jobId, 'start', options, (current, _next, now) => ({
-      [META.startedAt]: current.startedAt ?? now,
-      [META.attempts]: String(current.attempts + 1),
-      [META.queueOrder]: null,
+      set: { attempts: current.attempts + 1, startedAt: current.stored.state.startedAt ?? now },
     }))
     this.armTimeout(record)
     this.hooks.safeEmit('job:started', { job: toPublicJob(record) })
@@ -257,8 +357,8 @@ export class RegisterJobs {
       assertJsonValue(metadata, 'metadata', 64 * 1024)
     }
     const record = await this.transition(jobId, 'progress', options, (current) => ({
-      [META.progress]: String(value),
-      ...(metadata ? { [META.metadata]: encodeJson(assertJsonValue({ ...current.metadata, ...metadata }, 'metadata', 64 * 1024)) } : {}),
+      set: { progress: value },
+      meta: metadata ? { [META.metadata]: encodeJson(assertJsonValue({ ...current.metadata, ...metadata }, 'metadata', 64 * 1024)) } : undefined,
     }))
     this.hooks.safeEmit('job:progress', { job: toPublicJob(record) })
     return record
@@ -268,11 +368,8 @@ export class RegisterJobs {
   async complete(jobId: string, result?: unknown, options: SettleOptions & { withErrors?: boolean } = {}): Promise<JobRecord> {
     assertJsonValue(result ?? null, 'result')
     const record = await this.transition(jobId, options.withErrors ? 'completeWithErrors' : 'complete', options, (_c, _n, now) => ({
-      [META.result]: encodeJson(result),
-      [META.progress]: '100',
-      [META.completedAt]: now,
-      [META.errorMessage]: null,
-      ...released(),
+      set: { progress: 100, completedAt: now, ...released() },
+      meta: { [META.result]: encodeJson(result), [META.errorMessage]: null },
     }))
     this.settleTracked(jobId)
     this.hooks.safeEmit('job:completed', { job: toPublicJob(record) })
@@ -280,93 +377,32 @@ export class RegisterJobs {
   }
 
   /**
-   * Completes a runtime attempt, like `complete` with its attempt token. Completions that arrive
-   * together are settled in one transaction (one lock, one read, one write for all of them), each
-   * still checked under the lock against its attempt token and the transition table; every caller
-   * gets its own record or error (LeaseLostError, IllegalTransitionError, JobNotFoundError).
+   * Completes a runtime attempt, fenced by `running` and its attempt token, without reading the
+   * job first. The store group-commits the completions of one event-loop turn.
    */
-  completeAttempt(attempt: JobRecord, result?: unknown, options: { withErrors?: boolean } = {}): Promise<JobRecord> {
+  async completeAttempt(attempt: JobRecord, result?: unknown, options: { withErrors?: boolean } = {}): Promise<JobRecord> {
     const token = attempt.attemptToken
     if (!token) return this.complete(attempt.jobId, result, options)
     assertJsonValue(result ?? null, 'result')
-    // Through the job's chain, so that it applies after this process's earlier writes to the job.
-    return this.serialize(attempt.jobId, () => {
-      const settled = new Promise<JobRecord>((resolve, reject) => {
-        this.pendingCompletes.push({ postId: attempt.id, jobId: attempt.jobId, token, result, withErrors: options.withErrors === true, resolve, reject })
-      })
-      this.flushCompletes()
-      return settled
-    })
-  }
-
-  /**
-   * One settle transaction at a time, started on the next turn of the event loop so that the
-   * completions of one turn share it; completions that arrive meanwhile form the next batch.
-   */
-  private flushCompletes(): void {
-    if (this.completing || this.pendingCompletes.length === 0) return
-    this.completing = true
-    setImmediate(() => {
-      const batch = this.pendingCompletes.splice(0, SETTLE_BATCH)
-      void this.settleCompletes(batch).finally(() => {
-        this.completing = false
-        this.flushCompletes()
-      })
-    })
-  }
-
-  private async settleCompletes(batch: PendingComplete[]): Promise<void> {
-    let outcomes: ({ record: JobRecord } | { error: unknown })[]
-    try {
-      outcomes = await this.store.transaction(async (store) => {
-        const ids = batch.map((item) => item.postId)
-        await store.lockPosts(ids, { wait: true })
-        const posts = new Map((await store.getPosts(ids)).map((post) => [post.id, post]))
-        const now = isoNow(this.clock)
-        const updates: { postId: number; meta: MetaWrite }[] = []
-        const results = batch.map((item) => {
-          const post = posts.get(item.postId)
-          if (!post) return { error: new JobNotFoundError(item.jobId) }
-          const current = jobRecordFromPost(post)
-          if (current.attemptToken !== item.token) return { error: new LeaseLostError(item.jobId) }
-          try {
-            const next = nextStatus(item.withErrors ? 'completeWithErrors' : 'complete', current.status, current.pausedFrom)
-            const meta: MetaWrite = {
-              [META.status]: next,
-              [META.result]: encodeJson(item.result),
-              [META.progress]: '100',
-              [META.completedAt]: now,
-              [META.errorMessage]: null,
-              ...released(),
-            }
-            updates.push({ postId: item.postId, meta })
-            return { record: jobRecordFromPost(withWrites(post, meta, now)) }
-          } catch (error) {
-            return { error }
-          }
-        })
-        await store.writeMetaMany(updates, now)
-        return results
-      })
-    } catch (error) {
-      for (const item of batch) item.reject(error)
-      return
-    }
-    batch.forEach((item, index) => {
-      const outcome = outcomes[index]!
-      if ('error' in outcome) return item.reject(outcome.error)
-      this.settleTracked(item.jobId)
-      this.hooks.safeEmit('job:completed', { job: toPublicJob(outcome.record) })
-      item.resolve(outcome.record)
+    return this.serialize(attempt.jobId, async () => {
+      const now = this.clock.now()
+      const encoded = encodeJson(result)
+      const [state] = await this.store.complete([
+        { postId: attempt.id, token, status: options.withErrors ? 'completed_with_errors' : 'completed', result: encoded, now },
+      ])
+      if (!state) throw await this.whyRefused(attempt.jobId, token, options.withErrors ? 'completeWithErrors' : 'complete')
+      const record = recordAfter(attempt, state, { [META.result]: encoded, [META.errorMessage]: null })
+      this.settleTracked(attempt.jobId)
+      this.hooks.safeEmit('job:completed', { job: toPublicJob(record) })
+      return record
     })
   }
 
   async fail(jobId: string, message: string, options: SettleOptions = {}): Promise<JobRecord> {
     const error = errorText(message)
     const record = await this.transition(jobId, 'fail', options, (_c, _n, now) => ({
-      [META.errorMessage]: error,
-      [META.completedAt]: now,
-      ...released(),
+      set: { completedAt: now, ...released() },
+      meta: { [META.errorMessage]: error },
     }))
     this.settleTracked(jobId)
     this.hooks.safeEmit('job:failed', { job: toPublicJob(record), error })
@@ -375,8 +411,7 @@ export class RegisterJobs {
 
   async cancel(jobId: string, options: SettleOptions = {}): Promise<JobRecord> {
     const record = await this.transition(jobId, 'cancel', options, (_c, _n, now) => ({
-      [META.completedAt]: now,
-      ...released(),
+      set: { completedAt: now, ...released() },
     }))
     this.settleTracked(jobId, 'cancelled')
     this.hooks.safeEmit('job:cancelled', { job: toPublicJob(record) })
@@ -385,17 +420,15 @@ export class RegisterJobs {
 
   async pause(jobId: string): Promise<JobRecord> {
     const record = await this.transition(jobId, 'pause', {}, (current) => ({
-      [META.pausedFrom]: current.status,
-      [META.queueOrder]: null,
+      set: { pausedFrom: current.status },
     }))
     this.hooks.safeEmit('job:paused', { job: toPublicJob(record) })
     return record
   }
 
   async resume(jobId: string): Promise<JobRecord> {
-    const record = await this.transition(jobId, 'resume', {}, (current, next) => ({
-      [META.pausedFrom]: null,
-      [META.queueOrder]: next === 'pending' && current.queued ? queueOrder(current.priority, current.runAt) : null,
+    const record = await this.transition(jobId, 'resume', {}, (current, next, now) => ({
+      set: { pausedFrom: null, ...(next === 'pending' ? { delayed: current.stored.state.runAt > now } : {}) },
     }))
     this.hooks.safeEmit('job:resumed', { job: toPublicJob(record) })
     return record
@@ -412,36 +445,47 @@ export class RegisterJobs {
     options: SettleOptions & { countAttempt?: boolean } = {},
   ): Promise<JobRecord> {
     const message = errorText(error)
-    const record = await this.transition(jobId, 'requeue', options, (current, next) => {
-      const runAt = new Date(this.clock.now() + Math.max(0, delayMs)).toISOString()
+    const record = await this.transition(jobId, 'requeue', options, (current, next, now) => {
+      const runAt = now + Math.max(0, delayMs)
       return {
-        ...(options.countAttempt === false ? { [META.attempts]: String(Math.max(0, current.attempts - 1)) } : {}),
-        [META.errorMessage]: message,
-        [META.runAt]: runAt,
-        [META.queueOrder]: next === 'pending' && current.queued ? queueOrder(current.priority, runAt) : null,
-        [META.pausedFrom]: next === 'paused' ? 'pending' : null,
-        [META.lockedUntil]: null,
-        [META.attemptToken]: null,
+        set: {
+          ...(options.countAttempt === false ? { attempts: Math.max(0, current.attempts - 1) } : {}),
+          runAt,
+          delayed: runAt > now,
+          pausedFrom: next === 'paused' ? 'pending' : null,
+          lockedUntil: null,
+          attemptToken: null,
+        },
+        meta: { [META.errorMessage]: message },
       }
     })
+    if (record.stored.state.delayed) this.noteDelayed(record.stored.state.runAt)
     this.hooks.safeEmit('job:retry', { job: toPublicJob(record), error: message, delayMs })
     return record
   }
 
   /** Runs a failed or cancelled job again, with a fresh set of attempts. */
   async retry(jobId: string): Promise<JobRecord> {
-    const record = await this.transition(jobId, 'retry', {}, (current, _next, now) => ({
-      [META.attempts]: '0',
-      [META.progress]: '0',
-      [META.errorMessage]: null,
-      [META.result]: null,
-      [META.completedAt]: null,
-      [META.startedAt]: null,
-      [META.runAt]: now,
-      [META.queueOrder]: current.queued ? queueOrder(current.priority, now) : null,
+    const record = await this.transition(jobId, 'retry', {}, (_current, _next, now) => ({
+      set: { attempts: 0, progress: 0, completedAt: null, startedAt: null, runAt: now, delayed: false, attemptToken: null, lockedUntil: null },
+      meta: { [META.errorMessage]: null, [META.result]: null },
     }))
     this.hooks.safeEmit('job:updated', { job: toPublicJob(record) })
     return record
+  }
+
+  /** Makes a pending delayed job due now. */
+  async runNow(jobId: string): Promise<JobRecord> {
+    return this.serialize(jobId, async () => {
+      const current = await this.requireRecord(jobId)
+      if (current.status !== 'pending') throw new IllegalTransitionError('run now', current.status)
+      const now = this.clock.now()
+      const state = await this.store.change({ postId: current.id, from: ['pending'], set: { runAt: Math.min(now, current.stored.state.runAt), delayed: false } }, now)
+      if (!state) throw new ConflictError('The job changed while it was being made due; try again.')
+      const record = recordAfter(current, state)
+      this.hooks.safeEmit('job:updated', { job: toPublicJob(record) })
+      return record
+    })
   }
 
   /** Changes the priority of a waiting job (pending or paused). */
@@ -451,25 +495,39 @@ export class RegisterJobs {
       if (current.status !== 'pending' && current.status !== 'paused') {
         throw new IllegalTransitionError('change the priority of', current.status)
       }
-      const updated = await this.store.updatePost(current.id, {
-        meta: {
-          [META.priority]: String(priority),
-          [META.queueOrder]: current.status === 'pending' && current.queued ? queueOrder(priority, current.runAt) : null,
-        },
-        expect: [{ key: META.status, eq: current.status }],
-        updatedAt: isoNow(this.clock),
-      })
-      if (!updated) throw new ConflictError('The job changed while its priority was being set; try again.')
-      const record = jobRecordFromPost(updated)
+      const state = await this.store.change({ postId: current.id, from: [current.status], set: { priority } }, this.clock.now())
+      if (!state) throw new ConflictError('The job changed while its priority was being set; try again.')
+      const record = recordAfter(current, state)
       this.hooks.safeEmit('job:updated', { job: toPublicJob(record) })
       return record
+    })
+  }
+
+  /**
+   * Writes plugin meta of a job (a workflow's cursor, say) only while the job has one of
+   * `statuses` and each `expectMeta` key holds its value; returns the new record or null.
+   */
+  async updateJobMeta(
+    jobId: string,
+    meta: MetaPatch,
+    options: { statuses: readonly JobStatus[]; expectMeta?: Record<string, string | null> },
+  ): Promise<JobRecord | null> {
+    return this.serialize(jobId, async () => {
+      const current = await this.getJobRecord(jobId)
+      if (!current || !options.statuses.includes(current.status)) return null
+      // Fenced in the statement, so that of two processes only one moves a cursor from a value.
+      const state = await this.store.change(
+        { postId: current.id, from: options.statuses, set: {}, meta, metaEquals: options.expectMeta },
+        this.clock.now(),
+      )
+      return state ? recordAfter(current, state, meta) : null
     })
   }
 
   /** Deletes a finished job; 409 when it is pending, running or paused. */
   async deleteJob(jobId: string): Promise<void> {
     const current = await this.requireRecord(jobId)
-    const deleted = await this.store.deletePostIf(current.id, [{ key: META.status, in: FINAL_STATUSES }])
+    const deleted = await this.store.deleteIf(current.id, FINAL_STATUSES)
     if (!deleted) throw new IllegalTransitionError('delete', current.status)
     this.tracked.delete(jobId)
     this.hooks.safeEmit('job:deleted', { jobId, createdBy: current.createdBy })
@@ -480,20 +538,11 @@ export class RegisterJobs {
     if (!Number.isInteger(daysOld) || daysOld < 1 || daysOld > 3650) {
       throw new ValidationError('daysOld must be an integer from 1 to 3650.')
     }
-    const cutoff = new Date(this.clock.now() - daysOld * DAY_MS).toISOString()
+    const cutoff = this.clock.now() - daysOld * DAY_MS
     let deleted = 0
     for (;;) {
-      const batch = await this.store.transaction(async (store) => {
-        // Oldest first along the completed_at index: each batch costs O(log n + batch).
-        const rows = await store.scanMeta({
-          key: META.completedAt,
-          below: cutoff,
-          filter: { key: META.status, in: FINAL_STATUSES },
-          postType: JOB_POST_TYPE,
-          limit: CLEANUP_BATCH,
-        })
-        return store.deletePosts(rows.map((row) => row.postId))
-      })
+      // Oldest first along the completion index: each batch costs O(log n + batch).
+      const batch = await this.store.deleteFinishedBefore(cutoff, CLEANUP_BATCH)
       deleted += batch
       if (batch < CLEANUP_BATCH) return deleted
     }
@@ -503,72 +552,42 @@ export class RegisterJobs {
   // The queue (used by the runtime)
 
   /**
-   * Claims due queued jobs, highest priority first, then oldest runAt, within the per-type slots:
-   * each becomes `running` with a new attempt token and a lease until now + leaseMs. Atomic: one
-   * write transaction; on PostgreSQL the posts rows are locked with SKIP LOCKED, so concurrent
-   * workers never claim the same job.
+   * Claims due queued jobs of the types with free slots, highest priority first, then oldest
+   * runAt: each becomes `running` with a new attempt token and a lease until now + leaseMs, in
+   * one statement (PostgreSQL: FOR UPDATE SKIP LOCKED, so concurrent workers never share a job).
    */
   async claimDueJobs(options: ClaimOptions): Promise<JobRecord[]> {
-    const types = [...options.slots].filter(([, n]) => n > 0).map(([type]) => type)
-    if (types.length === 0 || options.limit <= 0) return []
-    const claimed = await this.store.transaction(async (store) => {
-      const nowMs = this.clock.now()
-      const now = new Date(nowMs).toISOString()
-      const candidates = await store.scanMeta({
-        key: META.queueOrder,
-        suffixMax: { from: 6, max: now },
-        filter: { key: META.type, in: types },
-        limit: options.limit * 4 + 16,
-      })
-      const locked = await store.lockPosts(candidates.map((candidate) => candidate.postId))
-      const records = await store.getPosts(locked)
-      const slots = new Map(options.slots)
-      const chosen: JobRecord[] = []
-      for (const record of records.map(jobRecordFromPost)) {
-        if (chosen.length >= options.limit) break
-        const free = slots.get(record.type) ?? 0
-        // Re-checked under the lock: another writer may have paused or cancelled it meanwhile.
-        if (free <= 0 || record.status !== 'pending' || !record.queued || record.runAt > now) continue
-        slots.set(record.type, free - 1)
-        chosen.push(record)
-      }
-      const lockedUntil = new Date(nowMs + options.leaseMs).toISOString()
-      const updates = chosen.map((record) => ({
-        postId: record.id,
-        meta: {
-          [META.status]: 'running',
-          [META.attempts]: String(record.attempts + 1),
-          [META.attemptToken]: uuidv4(),
-          [META.lockedUntil]: lockedUntil,
-          [META.startedAt]: record.startedAt ?? now,
-          [META.queueOrder]: null,
-        } satisfies MetaWrite,
-      }))
-      await store.writeMetaMany(updates, now)
-      // The rows are ours until commit, so the written state is known without reading it back.
-      const byId = new Map(records.map((post) => [post.id, post]))
-      return updates.map((update) => jobRecordFromPost(withWrites(byId.get(update.postId)!, update.meta, now)))
-    })
+    const slots = [...options.slots].filter(([, n]) => n > 0)
+    if (slots.length === 0 || options.limit <= 0) return []
+    const now = this.clock.now()
+    await this.promoteDue(now)
+    const claimed = (await this.store.claim({ slots, limit: options.limit, now, leaseMs: options.leaseMs })).map(jobRecordFromStored)
     for (const record of claimed) this.hooks.safeEmit('job:started', { job: toPublicJob(record) })
     return claimed
   }
 
+  /** Makes delayed jobs that are due claimable: when one is known to be due, else once a second. */
+  private async promoteDue(now: number): Promise<void> {
+    const known = this.knownNextDueAt !== null && now >= this.knownNextDueAt
+    if (!known && now - this.lastPromoteAt < PROMOTE_INTERVAL_MS) return
+    this.lastPromoteAt = now
+    const { nextDueAt } = await this.store.promoteDue(now)
+    this.knownNextDueAt = nextDueAt
+  }
+
+  private noteDelayed(runAt: number) {
+    if (this.knownNextDueAt === null || runAt < this.knownNextDueAt) this.knownNextDueAt = runAt
+  }
+
   /** Extends the leases of attempts this worker holds; returns the job ids still ours. */
   async renewLeases(attemptTokens: string[], leaseMs: number): Promise<Set<number>> {
-    const until = new Date(this.clock.now() + leaseMs).toISOString()
-    const ids = await this.store.setMetaWhere({
-      key: META.lockedUntil,
-      value: until,
-      matchKey: META.attemptToken,
-      matchValues: attemptTokens,
-    })
-    return new Set(ids)
+    const now = this.clock.now()
+    return new Set(await this.store.renewLeases(attemptTokens, now + leaseMs, now))
   }
 
   /** Jobs whose lease ran out (their worker died or hung), oldest first. */
   async findExpiredLeases(limit: number): Promise<JobRecord[]> {
-    const rows = await this.store.scanMeta({ key: META.lockedUntil, below: isoNow(this.clock), limit })
-    return this.getJobRecords(rows.map((row) => row.postId))
+    return (await this.store.expiredLeases(this.clock.now(), limit)).map(jobRecordFromStored)
   }
 
   /**
@@ -577,10 +596,7 @@ export class RegisterJobs {
    */
   async recoverExpiredLease(record: JobRecord, retryDelayMs: number): Promise<JobRecord | null> {
     if (!record.attemptToken || !record.lockedUntil) return null
-    const options: SettleOptions = {
-      attemptToken: record.attemptToken,
-      expect: [{ key: META.lockedUntil, lt: isoNow(this.clock) }],
-    }
+    const options: SettleOptions = { attemptToken: record.attemptToken, lockedBefore: this.clock.now() }
     const message = `The worker running attempt ${record.attempts} stopped responding (lease expired).`
     try {
       return record.attempts >= record.maxAttempts
@@ -592,34 +608,61 @@ export class RegisterJobs {
     }
   }
 
+  /** Housekeeping of the store (PostgreSQL folds counter deltas); for a background timer. */
+  maintain(): Promise<void> {
+    return this.store.maintain()
+  }
+
   // ------------------------------------------------------------------------------------------
   // The state machine
 
   /**
-   * Reads the job, asks the transition table for the next status, and writes `build(...)` only if
-   * the status (and attempt token, when given) is still what was read. A lost race re-reads and
-   * decides again, so the loser sees the winner's status and gets ILLEGAL_TRANSITION.
+   * Decides the next status from the transition table and writes `build(...)` only if the job
+   * still has the status (and attempt token, when given) it was decided on. A lost race re-reads
+   * and decides again, so the loser sees the winner's status and gets ILLEGAL_TRANSITION. With
+   * the caller's current record and token (a runtime attempt), nothing is read first.
    */
-  async transition(jobId: string, action: JobAction, options: SettleOptions, build: MetaBuilder): Promise<JobRecord> {
+  async transition(jobId: string, action: JobAction, options: SettleOptions, build: ChangeBuilder): Promise<JobRecord> {
     return this.serialize(jobId, async () => {
+      let current = options.attemptToken !== undefined && options.current ? options.current : undefined
       for (let attempt = 0; attempt < 5; attempt++) {
-        const current = await this.requireRecord(jobId)
+        current ??= await this.requireRecord(jobId)
         if (options.attemptToken !== undefined && current.attemptToken !== options.attemptToken) {
           throw new LeaseLostError(jobId)
         }
         const next = nextStatus(action, current.status, current.pausedFrom)
-        const now = isoNow(this.clock)
-        const expect: MetaCondition[] = [{ key: META.status, eq: current.status }, ...(options.expect ?? [])]
-        if (options.attemptToken !== undefined) expect.push({ key: META.attemptToken, eq: options.attemptToken })
-        const updated = await this.store.updatePost(current.id, {
-          meta: { [META.status]: next, ...build(current, next, now) },
-          expect,
-          updatedAt: now,
-        })
-        if (updated) return jobRecordFromPost(updated)
+        const now = this.clock.now()
+        const change = build(current, next, now)
+        const state = await this.store.change(
+          {
+            postId: current.id,
+            from: [current.status],
+            token: options.attemptToken,
+            lockedBefore: options.lockedBefore,
+            set: { status: next, ...change.set },
+            meta: change.meta,
+          },
+          now,
+        )
+        if (state) return recordAfter(current, state, change.meta)
+        if (options.lockedBefore !== undefined) throw new ConflictError(`Job ${jobId} renewed its lease.`)
+        current = undefined
       }
       throw new ConflictError(`Job ${jobId} kept changing; try again.`)
     })
+  }
+
+  /** Why a fenced write without a read was refused: the error a read-first write would give. */
+  private async whyRefused(jobId: string, token: string, action: JobAction): Promise<Error> {
+    const current = await this.getJobRecord(jobId)
+    if (!current) return new JobNotFoundError(jobId)
+    if (current.attemptToken !== token) return new LeaseLostError(jobId)
+    try {
+      nextStatus(action, current.status, current.pausedFrom)
+    } catch (error) {
+      return error as Error
+    }
+    return new ConflictError(`Job ${jobId} changed meanwhile; try again.`)
   }
 
   private async requireRecord(jobId: string): Promise<JobRecord> {
@@ -651,10 +694,9 @@ export class RegisterJobs {
     entry.timer = setTimeout(() => {
       // Abort first so the plugin stops at once; the failed status is what makes it final.
       entry.controller.abort(new Error('timeout'))
-      this.fail(record.jobId, `Timed out after ${record.timeout} ms.`)
-        .catch((error) => {
-          if (!(error instanceof IllegalTransitionError)) this.logger.error({ err: error }, 'Could not time out a job.')
-        })
+      this.fail(record.jobId, `Timed out after ${record.timeout} ms.`).catch((error) => {
+        if (!(error instanceof IllegalTransitionError)) this.logger.error({ err: error }, 'Could not time out a job.')
+      })
     }, record.timeout)
     entry.timer.unref()
   }
@@ -670,37 +712,15 @@ export class RegisterJobs {
 
   /** Stops every tracked-job timer (graceful shutdown). */
   close(): void {
+    clearInterval(this.maintenanceTimer)
     for (const entry of this.tracked.values()) clearTimeout(entry.timer)
     this.tracked.clear()
   }
 }
 
-/** Most runtime completions settled in one transaction. */
-const SETTLE_BATCH = 200
-
-interface PendingComplete {
-  postId: number
-  jobId: string
-  token: string
-  result: unknown
-  withErrors: boolean
-  resolve(record: JobRecord): void
-  reject(error: unknown): void
-}
-
-/** A post as it is after `meta` was written to it (for rows locked by the writer). */
-function withWrites(post: PostRecord, meta: MetaWrite, updatedAt: string): PostRecord {
-  const merged = { ...post.meta }
-  for (const [key, value] of Object.entries(meta)) {
-    if (value === null) delete merged[key]
-    else merged[key] = value
-  }
-  return { ...post, meta: merged, updatedAt }
-}
-
-/** Meta writes that release a job's place in the queue and its lease. */
-function released(): MetaWrite {
-  return { [META.queueOrder]: null, [META.lockedUntil]: null, [META.pausedFrom]: null }
+/** What releases a job's lease and attempt token. */
+function released(): JobStatePatch {
+  return { lockedUntil: null, attemptToken: null, pausedFrom: null }
 }
 
 function errorText(message: unknown): string {

@@ -59,6 +59,8 @@ export class JobRuntime {
   private timers = new Set<NodeJS.Timeout>()
   private unsubscribers: (() => void)[] = []
   private idleWaiters: (() => void)[] = []
+  private nextDueTimer: NodeJS.Timeout | undefined
+  private nextDueTimerAt: number | null = null
 
   constructor(private readonly options: JobRuntimeOptions) {
     this.workerId = options.workerId ?? `${os.hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`
@@ -175,6 +177,26 @@ export class JobRuntime {
     this.timers.add(timer)
   }
 
+  /** One timer for the earliest delayed job known to this process, so it starts on time. */
+  private wakeForNextDue() {
+    const due = this.options.jobs.nextDueAt
+    if (due === null || due === this.nextDueTimerAt) return
+    if (this.nextDueTimer) {
+      clearTimeout(this.nextDueTimer)
+      this.timers.delete(this.nextDueTimer)
+    }
+    this.nextDueTimerAt = due
+    const timer = setTimeout(() => {
+      this.timers.delete(timer)
+      this.nextDueTimer = undefined
+      this.nextDueTimerAt = null
+      this.wake()
+    }, Math.max(0, due - this.options.clock.now()) + 1)
+    timer.unref()
+    this.timers.add(timer)
+    this.nextDueTimer = timer
+  }
+
   private async claimLoop() {
     do {
       this.claimAgain = false
@@ -188,6 +210,7 @@ export class JobRuntime {
         }
         const claimed = await this.options.jobs.claimDueJobs({ slots, limit: free, leaseMs: this.leaseMs })
         for (const record of claimed) this.run(record)
+        this.wakeForNextDue()
         // A full batch may mean more is due.
         if (claimed.length > 0 && claimed.length === free) this.claimAgain = true
       } catch (error) {
@@ -238,23 +261,24 @@ export class JobRuntime {
             log: (message, fields) => log.info(fields ?? {}, message),
             updateProgress: async (progress, metadata) => {
               if (controller.signal.aborted) return
-              await jobs.updateProgress(record.jobId, progress, metadata, { attemptToken: token })
+              // The attempt's record follows its own writes, so each one needs no read first.
+              entry.record = await jobs.updateProgress(record.jobId, progress, metadata, { attemptToken: token, current: entry.record })
             },
           }),
         ),
         aborted,
       ])
       const failure = returnedFailure(result)
-      if (failure) await this.settleFailure(record, processor, failure)
-      else if (result instanceof CompletedWithErrors) await jobs.complete(record.jobId, result.result, { attemptToken: token, withErrors: true })
-      // Batched with other completions (one transaction), still fenced by the attempt token.
-      else await jobs.completeAttempt(record, result)
+      if (failure) await this.settleFailure(entry.record, processor, failure)
+      else if (result instanceof CompletedWithErrors) await jobs.completeAttempt(entry.record, result.result, { withErrors: true })
+      // Group-committed with the other completions of this turn, fenced by the attempt token.
+      else await jobs.completeAttempt(entry.record, result)
     } catch (thrown) {
       if (thrown instanceof AttemptAborted) {
-        await this.settleAbort(record, processor, thrown)
+        await this.settleAbort(entry.record, processor, thrown)
       } else {
         const error = coerceError(thrown)
-        await this.settleFailure(record, processor, {
+        await this.settleFailure(entry.record, processor, {
           message: error.message,
           retryable: !(thrown instanceof UnrecoverableError) && (thrown as { retryable?: unknown }).retryable !== false,
           retryDelay: numberOr((thrown as { retryDelay?: unknown }).retryDelay),
@@ -271,9 +295,9 @@ export class JobRuntime {
     await this.guard(record, async () => {
       if (failure.retryable && record.attempts < record.maxAttempts) {
         const delay = failure.retryDelay ?? backoffDelay(processor.backoff, record.attempts)
-        await jobs.requeue(record.jobId, `Attempt ${record.attempts} failed: ${failure.message}`, delay, { attemptToken: token })
+        await jobs.requeue(record.jobId, `Attempt ${record.attempts} failed: ${failure.message}`, delay, { attemptToken: token, current: record })
       } else {
-        await jobs.fail(record.jobId, failure.message, { attemptToken: token })
+        await jobs.fail(record.jobId, failure.message, { attemptToken: token, current: record })
       }
     })
   }
@@ -291,7 +315,7 @@ export class JobRuntime {
       }
       case 'shutdown':
         return this.guard(record, () =>
-          jobs.requeue(record.jobId, 'Interrupted by a worker shutdown.', 0, { attemptToken: token, countAttempt: false }),
+          jobs.requeue(record.jobId, 'Interrupted by a worker shutdown.', 0, { attemptToken: token, current: record, countAttempt: false }),
         )
       default: {
         const exhaustive: never = aborted.reason

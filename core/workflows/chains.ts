@@ -1,13 +1,12 @@
 import { z } from 'zod'
 import type { Clock } from '../clock.js'
-import type { Job, JobStatus } from '../contract.js'
+import { JOB_STATUSES, type Job, type JobStatus } from '../contract.js'
 import { coerceError, ConflictError, IllegalTransitionError } from '../errors.js'
 import type { HookRegistry } from '../hooks/Hooks.js'
 import type { Logger } from '../logger.js'
 import { JOB_TYPE_PATTERN, MAX_TIMEOUT_MS, MAX_PRIORITY, MIN_PRIORITY, assertJsonValue, parseOrThrow } from '../registry/jobInput.js'
-import { META, type JobRecord } from '../registry/jobRecord.js'
+import type { JobRecord } from '../registry/jobRecord.js'
 import type { RegisterJobs } from '../registry/RegisterJobs.js'
-import type { PostStore } from '../store/PostStore.js'
 import { assertTemplatesValid, resolveTemplates, type StepOutput } from './templates.js'
 
 /**
@@ -53,7 +52,6 @@ export type ChainOptions = z.infer<typeof chainOptionsSchema>
 const stepsSchema = z.array(chainStepSchema).min(1, 'a chain needs at least one step').max(MAX_CHAIN_STEPS)
 
 export interface ChainEngineOptions {
-  store: PostStore
   jobs: RegisterJobs
   hooks: HookRegistry
   clock: Clock
@@ -88,7 +86,7 @@ export class ChainEngine {
       assertJsonValue(step.payload ?? null, `steps[${index}].payload`)
       assertTemplatesValid(step.payload, index)
     })
-    const { jobs, store } = this.options
+    const { jobs } = this.options
     const [parent] = await jobs.createJobs([
       {
         name: opts.name ?? `Chain: ${parsed.map((step) => step.type).join(' → ')}`.slice(0, 200),
@@ -100,7 +98,7 @@ export class ChainEngine {
         data: { steps: parsed },
       },
     ])
-    await store.updatePost(parent!.id, { meta: { [CURSOR]: '0' }, updatedAt: this.nowIso() })
+    await jobs.updateJobMeta(parent!.jobId, { [CURSOR]: '0' }, { statuses: ['pending'] })
     await jobs.start(parent!.jobId)
     await this.createStep(parent!, parsed, 0, [])
     return (await jobs.getJob(parent!.jobId))!
@@ -123,11 +121,10 @@ export class ChainEngine {
    * chain after the last one, or fails it when the step failed. Idempotent; safe to run anywhere.
    */
   async reconcile(parentJobId: string): Promise<void> {
-    const { jobs, store } = this.options
+    const { jobs } = this.options
     const parent = await jobs.getJobRecord(parentJobId)
     if (!parent || parent.type !== CHAIN_JOB_TYPE || parent.status !== 'running') return
-    const post = await store.getPost(parent.id)
-    const cursor = Number(post?.meta[CURSOR])
+    const cursor = Number(parent.stored.meta[CURSOR])
     if (!Number.isInteger(cursor)) return
     const steps = stepsOf(parent)
     const children = await this.children(parentJobId)
@@ -146,10 +143,9 @@ export class ChainEngine {
     if (!SUCCESS.includes(current.status)) return
     // Claim the advance: only the process that moves the cursor from `cursor` goes on.
     const next = cursor + 1
-    const claimed = await store.updatePost(parent.id, {
-      meta: { [CURSOR]: String(next) },
-      expect: [{ key: CURSOR, eq: String(cursor) }, { key: META.status, eq: 'running' }],
-      updatedAt: this.nowIso(),
+    const claimed = await jobs.updateJobMeta(parent.jobId, { [CURSOR]: String(next) }, {
+      statuses: ['running'],
+      expectMeta: { [CURSOR]: String(cursor) },
     })
     if (!claimed) return
     const outputs: StepOutput[] = []
@@ -202,10 +198,9 @@ export class ChainEngine {
     const remaining = steps.length - index - 1
     const cancelled = Array.from({ length: remaining + (stepNeverRan ? 1 : 0) }, (_, i) => index + 1 - (stepNeverRan ? 1 : 0) + i)
     const text = remaining > 0 ? `${message}. The remaining ${remaining} step(s) were cancelled and never ran.` : message
-    const claimed = await this.options.store.updatePost(parent.id, {
-      meta: { [CURSOR]: 'done' },
-      expect: [{ key: CURSOR, eq: String(index) }],
-      updatedAt: this.nowIso(),
+    const claimed = await this.options.jobs.updateJobMeta(parent.jobId, { [CURSOR]: 'done' }, {
+      statuses: JOB_STATUSES,
+      expectMeta: { [CURSOR]: String(index) },
     })
     if (!claimed) return
     await this.settle(async () => {
@@ -251,9 +246,6 @@ export class ChainEngine {
     }
   }
 
-  private nowIso() {
-    return new Date(this.options.clock.now()).toISOString()
-  }
 }
 
 function stepsOf(parent: JobRecord): ChainStep[] {

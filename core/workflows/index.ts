@@ -94,7 +94,7 @@ export function createWorkflows(options: WorkflowsOptions): Workflows {
   })
 
   context.hookRegistry.addFilter('openapi_document', addWorkflowPaths, { owner: 'workflows' })
-  const chains = new ChainEngine({ store: context.store, jobs, hooks: context.hookRegistry, clock: context.clock, logger: context.logger })
+  const chains = new ChainEngine({ jobs, hooks: context.hookRegistry, clock: context.clock, logger: context.logger })
   const retention = new Retention({
     jobs,
     sweepOrphans: () => batches.sweepOrphans(),

@@ -52,9 +52,9 @@ describe('several worker processes on one PostgreSQL database', () => {
     expect(doubles.rows[0].n).toBe(0)
     // Every job took one attempt.
     const attempts = await client!.query(
-      "SELECT meta_value, count(*)::int AS n FROM post_meta WHERE meta_key = 'attempts' GROUP BY meta_value",
+      'SELECT attempts, count(*)::int AS n FROM job_state GROUP BY attempts',
     )
-    expect(attempts.rows).toEqual([{ meta_value: '1', n: JOBS }])
+    expect(attempts.rows).toEqual([{ attempts: 1, n: JOBS }])
   }, 90_000)
 
   it('lists every live instance with its heartbeat in the jobs stats', async (ctx) => {

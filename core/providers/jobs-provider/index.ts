@@ -33,7 +33,7 @@ const jobsProvider: Provider<JobsService> = ({ hooks, context }) => {
   hooks.registerPostType(jobsPostType)
   const processors = new ProcessorRegistry()
   const jobs = new RegisterJobs({
-    store: context.store,
+    store: context.jobStore,
     hooks: context.hookRegistry,
     clock: context.clock,
     logger: context.logger,
@@ -58,7 +58,7 @@ const jobsProvider: Provider<JobsService> = ({ hooks, context }) => {
 
   const workflows = createWorkflows({ context, jobs, processors })
   // Prometheus at /metrics (bearer token with read_jobs), one registry per instance.
-  const metrics = new JobMetrics({ hooks: context.hookRegistry, jobs, store: context.store, clock: context.clock })
+  const metrics = new JobMetrics({ hooks: context.hookRegistry, jobs })
   hooks.addFilter('http_mounts', (mounts: unknown[]) => [...mounts, { path: '/metrics', handler: createMetricsRouter({ auth: context.auth, metrics }) }])
   // Job creation limits per user (REST) and per plugin (hooks), API.md "Limits". The pending
   // quota's count is this one function: swap it for the store's O(1) pending counters.
