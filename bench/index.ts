@@ -7,16 +7,17 @@
  *   BENCH_SCALE=0.2        scales the queue workloads (default 1; 0.2 in quick mode)
  *   BENCH_ADMIN_JOBS=N     jobs in the admin database (default 1,000,000; 20,000 in quick mode)
  *   BENCH_ONLY=queue,admin,rss,fanout   some sections only
- *   BENCH_SYSTEMS=bullmq,pgboss,graphile,raw,sqlite,postgres,cluster   some queue rows only
+ *   BENCH_SYSTEMS=bullmq,pgboss,graphile,raw,sqlite,postgres,cluster,limits.SQLite,limits.PostgreSQL   some rows only
+ *   BENCH_LIMITS=default   the queue rows with the default per-owner creation limits (default: off)
  *
  * Jobpost is driven through its public surfaces only (createJobpost, pluginHooks, the REST API).
  */
 import os from 'node:os'
 import { benchAdmin } from './admin.js'
 import { benchFanout } from './fanout.js'
-import { jobpostOnPostgres, jobpostOnPostgresCluster, jobpostOnSqlite } from './jobpostQueue.js'
+import { jobpostOnPostgres, jobpostOnPostgresCluster, jobpostOnSqlite, limitsCost } from './jobpostQueue.js'
 import { allFigures, log, printSystems, printTable, QUICK, report, SCALE, scaled, systemRow, tempDir, type SystemFigures, type Workload } from './lib.js'
-import { benchBullmq, benchGraphile, benchPgBoss } from './peers.js'
+import { benchBullmq, benchGraphile, benchPgBoss, freshDatabase } from './peers.js'
 import { rawSqlite } from './rawSqlite.js'
 import { benchRss } from './rss.js'
 
@@ -31,7 +32,7 @@ async function attempt<T>(name: string, run: () => Promise<T | null>): Promise<T
   const start = performance.now()
   try {
     const result = await run()
-    log(`${name} done in ${((performance.now() - start) / 1000).toFixed(1)} s`)
+    log(`${name} done in ${((performance.now() - start) / 1000).toFixed(1)} s${result && typeof result === 'object' ? `: ${JSON.stringify(result)}` : ''}`)
     return result
   } catch (error) {
     log(`${name} failed: ${(error as Error).stack ?? error}`)
@@ -110,6 +111,20 @@ async function benchQueues() {
     report({ id: 'pg2.double', label: 'PostgreSQL, 2 worker processes: jobs run twice', value: cluster.doubleRuns ?? 0, unit: 'jobs',
       target: '0', met: (cluster.doubleRuns ?? 0) === 0 })
   }
+  const limits = async (name: string, target: Parameters<typeof limitsCost>[0]) => {
+    const cost = await attempt(`limits.${name}`, () => limitsCost(target, scaled(5000, 1000), scaled(200, 50)))
+    if (!cost) return
+    report({ id: `limits.${name}`, label: `${name}: createJob with the default creation limits, ${scaled(5000, 1000)} of the plugin's jobs pending`, value: cost.limited, unit: 'jobs/s',
+      baselines: { 'without limits': cost.unlimited, ratio: ratio(cost.limited, cost.unlimited) }, note: 'the queue rows above run without the per-owner limits (BENCH_LIMITS=default keeps them)' })
+  }
+  await limits('SQLite', async () => {
+    const dir = tempDir('limits')
+    return { target: { dialect: 'sqlite', filename: dir.file('limits.sqlite') }, done: async () => dir.remove() }
+  })
+  await limits('PostgreSQL', async () => {
+    const database = await freshDatabase('jobpost_limits')
+    return database && { target: { dialect: 'postgres', connectionString: database.url }, done: () => database.drop() }
+  })
   log(`ratios: SQLite processed ${x(ratio(sqlite?.processedPerSec, bullmq?.processedPerSec))} BullMQ; PostgreSQL ${x(ratio(postgres?.processedPerSec, pgboss?.processedPerSec))} pg-boss; 2 instances ${x(ratio(cluster?.processedPerSec, postgres?.processedPerSec))} one`)
 }
 

@@ -14,9 +14,45 @@ import { freshDatabase } from './peers.js'
 const CHUNK = 1000
 export const NOOP = 'bench-noop'
 
-/** Default limits unless `unlimited` (see benchConfig). */
+/**
+ * The queue rows run without the per-owner creation limits (the peers have none; BENCH_LIMITS=default
+ * keeps them); `limitsCost` measures what the default limits cost a single create.
+ */
+export const QUEUE_UNLIMITED = process.env.BENCH_LIMITS !== 'default'
+
 export async function openJobpost(target: DatabaseTarget, options: { concurrency?: number; unlimited?: boolean } = {}): Promise<Jobpost> {
-  return createJobpost(benchConfig(target, options), { runWorker: false })
+  return createJobpost(benchConfig(target, { unlimited: QUEUE_UNLIMITED, ...options }), { runWorker: false })
+}
+
+/**
+ * Single `createJob` with the default creation limits (rate and pending quota per plugin), with
+ * `pending` jobs of the same plugin already waiting, against the same without limits (at most
+ * `singles` creates or 10 s of them).
+ */
+export async function limitsCost(target: () => Promise<{ target: DatabaseTarget; done(): Promise<void> } | null>, pending: number, singles: number) {
+  const run = async (unlimited: boolean) => {
+    const db = await target()
+    if (!db) return null
+    const jobpost = await openJobpost(db.target, { unlimited })
+    try {
+      await enqueueMany(jobpost, 'bench-waiting', pending)
+      const hooks = jobpost.pluginHooks('bench')
+      // At most `singles`, or 10 s of them.
+      const start = performance.now()
+      let done = 0
+      while (done < singles && performance.now() - start < 10_000) {
+        await hooks.createJob({ name: 'Bench create', type: 'bench-create' })
+        done++
+      }
+      return done / ((performance.now() - start) / 1000)
+    } finally {
+      await jobpost.close()
+      await db.done()
+    }
+  }
+  const limited = await run(false)
+  const unlimited = await run(true)
+  return limited == null || unlimited == null ? null : { limited, unlimited }
 }
 
 async function enqueueMany(jobpost: Jobpost, type: string, total: number, data: (n: number) => unknown = (n) => ({ n })) {
