@@ -68,15 +68,12 @@ export interface JobListFilters {
   createdBy?: number
   parentJobId?: string
   /** `createdAt` (default `-createdAt`), `runAt`, `priority`, `completedAt`; `-` for descending. */
-  sort?: JobSortKey
+  sort?: JobSort
   limit?: number
   offset?: number
   /** Keyset paging: `nextCursor` of the previous page (instead of offset). */
   cursor?: string
 }
-
-export const JOB_SORT_KEYS = ['createdAt', '-createdAt', 'runAt', '-runAt', 'priority', '-priority', 'completedAt', '-completedAt'] as const
-export type JobSortKey = (typeof JOB_SORT_KEYS)[number]
 
 export interface JobList {
   jobs: Job[]
@@ -89,14 +86,6 @@ export interface JobList {
   nextCursor?: string
 }
 
-/** One minute of `GET /api/v1/jobs/stats/series`. */
-export interface StatsSeriesPoint {
-  /** Start of the minute (ISO). */
-  minute: string
-  created: number
-  completed: number
-  failed: number
-}
 
 export interface JobStats {
   byStatus: Record<JobStatus, number>

@@ -3,6 +3,7 @@ import * as core from './001_core.js'
 import * as metaClustered from './002_meta_clustered.js'
 import * as wsTicketSession from './003_ws_ticket_session.js'
 import * as jobState from './004_job_state.js'
+import * as notificationDismissals from './006_notification_dismissals.js'
 import * as rateLimits from './005_rate_limits.js'
 
 /** Every migration, in order. Listed explicitly so the same list runs from source, tests and CLI. */
@@ -12,6 +13,7 @@ const MIGRATIONS: Record<string, Knex.Migration> = {
   '003_ws_ticket_session': wsTicketSession,
   '004_job_state': jobState,
   '005_rate_limits': rateLimits,
+  '006_notification_dismissals': notificationDismissals,
 }
 
 export const migrationSource: Knex.MigrationSource<string> = {

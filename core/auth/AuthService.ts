@@ -113,6 +113,12 @@ export class AuthService {
     return (await this.options.users.findUserById(id)) !== null
   }
 
+  /** A user with roles and capabilities as they are now (a background job acting for them). */
+  async userById(id: number): Promise<PublicUser | null> {
+    const user = await this.options.users.findUserById(id)
+    return user ? this.publicUser(user.id, user.email) : null
+  }
+
   /** Password hashes running and waiting (for tests and metrics). */
   get hashQueue(): { running: number; queued: number } {
     return { running: this.hashing.running, queued: this.hashing.queued }

@@ -1,6 +1,6 @@
 import { Router, type Request } from 'express'
 import { z } from 'zod'
-import { JOB_STATUSES, type JobStatus, type PublicUser } from '../contract.js'
+import { JOB_SORTS, JOB_STATUSES, type JobStatus, type PublicUser } from '../contract.js'
 import type { AuthService } from '../auth/AuthService.js'
 import { assertMaySetPrivilegedFields, can, canSeeAllJobs } from '../auth/capabilities.js'
 import { ForbiddenError, JobNotFoundError, ValidationError } from '../errors.js'
@@ -11,6 +11,7 @@ import { toPublicJob, type JobRecord } from '../registry/jobRecord.js'
 import { MAX_LIST_LIMIT, type RegisterJobs } from '../registry/RegisterJobs.js'
 import type { JobCreationLimits } from '../limits/JobCreationLimits.js'
 import { scanSvg } from '../security/sanitizeSvg.js'
+import { bulkRequestSchema, type BulkActions } from '../workflows/bulkActions.js'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
@@ -29,9 +30,12 @@ const listQuerySchema = z.strictObject({
   source: singleParam('source', 100).optional(),
   search: singleParam('search', 200).optional(),
   parentJobId: singleParam('parentJobId', 64).regex(UUID, 'parentJobId must be a UUID').optional(),
+  sort: z.enum(JOB_SORTS, { error: `sort must be one of ${JOB_SORTS.join(', ')}` }).optional(),
   limit: integerParam('limit', 1, MAX_LIST_LIMIT).optional(),
   offset: integerParam('offset', 0, 1_000_000_000).optional(),
+  cursor: singleParam('cursor', 300).optional(),
 })
+const seriesQuerySchema = z.strictObject({ minutes: integerParam('minutes', 1, 1440).optional() })
 
 const cleanupQuerySchema = z.strictObject({ daysOld: integerParam('daysOld', 1, 3650) })
 const exportQuerySchema = z.strictObject({ format: z.enum(['csv', 'json']).optional() })
@@ -65,6 +69,8 @@ export interface JobsControllerOptions {
   exportJob?: (record: JobRecord, format: 'csv' | 'json') => Promise<{ body: string; contentType: string }>
   /** Extra routes mounted on the same router before `/:jobId` (chains, priority...). */
   extend?: (router: Router) => void
+  /** POST /jobs/bulk: actions on listed or matching jobs, carried out by a `bulk_action` job. */
+  bulk?: BulkActions
   /** Per-user rate and pending quota for POST /jobs (core/limits). */
   limits?: JobCreationLimits
 }
@@ -96,6 +102,7 @@ export function createJobsController(options: JobsControllerOptions): Router {
 
   router.get('/', async (req, res) => {
     const query = parseOrThrow(listQuerySchema, req.query)
+    if (query.cursor !== undefined && query.offset !== undefined) throw new ValidationError('Give cursor or offset, not both.')
     const user = req.user!
     const list = await jobs.getJobs({
       status: parseStatuses(query.status),
@@ -104,10 +111,18 @@ export function createJobsController(options: JobsControllerOptions): Router {
       search: query.search,
       parentJobId: query.parentJobId,
       createdBy: canSeeAllJobs(user) ? undefined : user.id,
+      sort: query.sort,
       limit: query.limit,
       offset: query.offset,
+      cursor: query.cursor,
     })
-    sendList(res, list.jobs, { total: list.total, limit: list.limit, offset: list.offset })
+    sendList(res, list.jobs, {
+      total: list.total,
+      limit: list.limit,
+      offset: list.offset,
+      ...(list.totalCapped ? { totalCapped: true } : {}),
+      ...(list.nextCursor ? { nextCursor: list.nextCursor } : {}),
+    })
   })
 
   router.get('/stats', async (req, res) => {
@@ -117,6 +132,12 @@ export function createJobsController(options: JobsControllerOptions): Router {
     // Hosts and process ids of the instances are for administrators only.
     if (!can(user, 'manage_jobs')) delete stats.instances
     sendData(res, stats)
+  })
+
+  router.get('/stats/series', async (req, res) => {
+    const { minutes = 60 } = parseOrThrow(seriesQuerySchema, req.query)
+    const user = req.user!
+    sendData(res, await jobs.series({ minutes, createdBy: canSeeAllJobs(user) ? undefined : user.id }))
   })
 
   router.delete('/cleanup', requireCapability('manage_jobs'), async (req, res) => {
@@ -135,6 +156,13 @@ export function createJobsController(options: JobsControllerOptions): Router {
     sendData(res, toPublicJob(record!), 201)
   })
 
+  router.post('/bulk', requireJsonBody, async (req, res) => {
+    if (!options.bulk) throw new JobNotFoundError('bulk')
+    const request = parseOrThrow(bulkRequestSchema, req.body)
+    const job = await options.bulk.start(req.user!, request)
+    sendData(res, { bulkJobId: job.jobId }, 202)
+  })
+
   options.extend?.(router)
 
   router.get('/:jobId', async (req, res) => {
@@ -146,6 +174,7 @@ export function createJobsController(options: JobsControllerOptions): Router {
     pause: (jobId: string) => jobs.pause(jobId),
     resume: (jobId: string) => jobs.resume(jobId),
     retry: (jobId: string) => jobs.retry(jobId),
+    'run-now': (jobId: string) => jobs.runNow(jobId),
   }
   for (const [action, run] of Object.entries(actions)) {
     router.post(`/:jobId/${action}`, requireJsonBody, async (req, res) => {

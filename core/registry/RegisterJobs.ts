@@ -1,5 +1,6 @@
 import { v4 as uuidv4 } from 'uuid'
 import {
+  ACTIVE_STATUSES,
   FINAL_STATUSES,
   JOB_STATUSES,
   type Job,
@@ -36,6 +37,11 @@ const DEFAULT_QUEUED_MAX_ATTEMPTS = 3
 /** How often delayed jobs are looked for when none is known to be due (other processes' too). */
 const PROMOTE_INTERVAL_MS = 1000
 const MAINTENANCE_INTERVAL_MS = 1000
+/** Notification stack: finished jobs that need attention stay this long unless dismissed. */
+export const NOTIFY_FAILED_MS = 7 * DAY_MS
+/** Completed jobs leave the stack this long after they complete. */
+export const NOTIFY_COMPLETED_MS = 5000
+export const NOTIFY_UNTIL_DISMISSED: JobStatus[] = ['failed', 'cancelled', 'completed_with_errors']
 
 /** What the runtime tells the registry about a type that has a processor. */
 export interface QueueDefaults {
@@ -317,6 +323,32 @@ export class RegisterJobs {
       points.push({ minute: new Date(minute).toISOString(), created: row?.created ?? 0, completed: row?.completed ?? 0, failed: row?.failed ?? 0 })
     }
     return points
+  }
+
+  /**
+   * What a user's notification stack shows: active jobs that notify, failed, cancelled and
+   * partly failed ones of the last 7 days, completed ones of the last 5 s, none the user
+   * dismissed; newest first. Three bounded index walks, merged.
+   */
+  async notifications(options: { userId: number; createdBy?: number; limit: number }): Promise<{ jobs: Job[]; total: number }> {
+    const now = this.clock.now()
+    const { limit } = options
+    const base = { showNotification: true, notDismissedBy: options.userId, createdBy: options.createdBy, limit, offset: 0 }
+    const parts = [
+      { ...base, statuses: ACTIVE_STATUSES, sort: '-createdAt' as const },
+      { ...base, statuses: NOTIFY_UNTIL_DISMISSED, completedAfter: now - NOTIFY_FAILED_MS, sort: '-completedAt' as const },
+      { ...base, statuses: ['completed' as const], completedAfter: now - NOTIFY_COMPLETED_MS, sort: '-completedAt' as const },
+    ]
+    const pages = await Promise.all(parts.map((part) => this.store.list(part)))
+    const totals = await Promise.all(
+      pages.map((page, index) => (page.jobs.length < limit ? page.jobs.length : this.store.count(parts[index]!, MAX_COUNTED_TOTAL))),
+    )
+    const jobs = pages
+      .flatMap((page) => page.jobs)
+      .sort((a, b) => b.state.createdAt - a.state.createdAt || b.state.postId - a.state.postId)
+      .slice(0, limit)
+      .map((stored) => toPublicJob(jobRecordFromStored(stored)))
+    return { jobs, total: totals.reduce((sum, n) => sum + n, 0) }
   }
 
   /** Pending jobs of one owner (a user id or a plugin's source), from the counters. */

@@ -1,5 +1,7 @@
 import { JOB_CHANGE_EVENTS } from '../../contract.js'
 import { createJobsController } from '../../controllers/JobsController.js'
+import { createNotificationsController } from '../../controllers/NotificationsController.js'
+import { NotificationStore } from '../../store/NotificationStore.js'
 import { ValidationError } from '../../errors.js'
 import { JobCreationLimits } from '../../limits/JobCreationLimits.js'
 import { SqlRateBuckets } from '../../limits/RateBuckets.js'
@@ -12,6 +14,7 @@ import { ProcessorRegistry } from '../../runtime/ProcessorRegistry.js'
 import { JobMetrics } from '../../metrics/JobMetrics.js'
 import { createMetricsRouter } from '../../metrics/metricsRouter.js'
 import { createWorkflows, type Workflows } from '../../workflows/index.js'
+import { BULK_JOB_TYPE, BulkActions } from '../../workflows/bulkActions.js'
 import type { Provider } from '../types.js'
 import { jobsPostType } from './jobsPostType.js'
 
@@ -57,6 +60,9 @@ const jobsProvider: Provider<JobsService> = ({ hooks, context }) => {
   context.hookRegistry.on('job:deleted', ({ jobId, createdBy }) => context.realtime.publishDeleted(jobId, createdBy))
 
   const workflows = createWorkflows({ context, jobs, processors })
+  // POST /jobs/bulk runs as a job of its own (progress in the caller's stack).
+  const bulk = new BulkActions({ jobs, auth: context.auth })
+  processors.register(BULK_JOB_TYPE, bulk.processor, { concurrency: 2, maxAttempts: 1 }, 'jobs-provider')
   // Prometheus at /metrics (bearer token with read_jobs), one registry per instance.
   const metrics = new JobMetrics({ hooks: context.hookRegistry, jobs })
   hooks.addFilter('http_mounts', (mounts: unknown[]) => [...mounts, { path: '/metrics', handler: createMetricsRouter({ auth: context.auth, metrics }) }])
@@ -64,10 +70,11 @@ const jobsProvider: Provider<JobsService> = ({ hooks, context }) => {
   // quota's count is this one function: swap it for the store's O(1) pending counters.
   const limits = new JobCreationLimits({
     buckets: new SqlRateBuckets({ knex: context.store.db.knex, clock: context.clock }),
-    countPending: ({ userId, source }) => jobs.getJobs({ status: 'pending', createdBy: userId, source, limit: 1 }).then((list) => list.total),
+    // O(1): the pending counters of the owner's scope (kept by triggers with every write).
+    countPending: (owner) => jobs.pendingCount(owner),
     ...context.config.jobLimits,
   })
-  context.addApiRouter('/jobs', createJobsController({ auth: context.auth, jobs, exportJob: workflows.exportJob, extend: workflows.extendJobsRouter, limits }))
+  context.addApiRouter('/jobs', createJobsController({ auth: context.auth, jobs, exportJob: workflows.exportJob, extend: workflows.extendJobsRouter, limits, bulk }))
 
   /** What the schema cannot know: the icon's size and depth, and that createdBy and parentJobId exist. */
   const checkInputs = async (inputs: readonly { iconSvg?: unknown; createdBy?: unknown; parentJobId?: unknown }[]) => {
@@ -86,6 +93,10 @@ const jobsProvider: Provider<JobsService> = ({ hooks, context }) => {
     }
   }
   context.addApiRouter('/schedules', workflows.schedulesRouter)
+  context.addApiRouter(
+    '/notifications',
+    createNotificationsController({ auth: context.auth, jobs, dismissals: new NotificationStore(context.store.db), clock: context.clock }),
+  )
 
   const hooksFor = (owner: string): JobsHooks => {
     const enqueueInputs = (inputs: EnqueueJobInput[]) =>

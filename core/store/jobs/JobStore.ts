@@ -1,4 +1,4 @@
-import type { JobSortKey, JobStatus } from '../../contract.js'
+import type { JobSort, JobStatus } from '../../contract.js'
 import type { Dialect } from '../../db/createDatabase.js'
 
 /**
@@ -99,7 +99,7 @@ export interface ClaimRequest {
   leaseMs: number
 }
 
-export type JobSort = JobSortKey
+export type { JobSort }
 
 export interface JobListQuery {
   statuses?: readonly JobStatus[]
@@ -110,6 +110,10 @@ export interface JobListQuery {
   search?: string
   createdBy?: number
   parentJobId?: string
+  /** Notification feeds: only jobs that notify, finished after a time, not dismissed by a user. */
+  showNotification?: boolean
+  completedAfter?: number
+  notDismissedBy?: number
   sort: JobSort
   limit: number
   offset: number

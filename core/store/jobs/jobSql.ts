@@ -140,6 +140,12 @@ export function filterSql(query: Omit<JobListQuery, 'sort' | 'limit' | 'offset' 
   if (query.createdBy !== undefined) sql.push('j.created_by = ?'), values.push(query.createdBy)
   if (query.parentJobId !== undefined) sql.push('j.parent_job_id = ?'), values.push(query.parentJobId)
   if (query.source) sql.push(`LOWER(j.source) LIKE ? ESCAPE '\\'`), values.push(likePattern(query.source))
+  if (query.showNotification !== undefined) sql.push('j.show_notification = ?'), values.push(query.showNotification ? 1 : 0)
+  if (query.completedAfter !== undefined) sql.push('j.completed_at > ?'), values.push(query.completedAfter)
+  if (query.notDismissedBy !== undefined) {
+    sql.push('NOT EXISTS (SELECT 1 FROM notification_dismissals nd WHERE nd.user_id = ? AND nd.post_id = j.post_id)')
+    values.push(query.notDismissedBy)
+  }
   if (query.search) {
     needsPost = true
     // Every word must appear in the name or the description.
@@ -202,8 +208,17 @@ export function countSql(query: Omit<JobListQuery, 'sort' | 'limit' | 'offset' |
 }
 
 /** Whether a list's total can come from the counters (filters they are kept by). */
-export function countableByCounters(query: Pick<JobListQuery, 'source' | 'search' | 'parentJobId'>): boolean {
-  return !query.source && !query.search && query.parentJobId === undefined
+export function countableByCounters(
+  query: Pick<JobListQuery, 'source' | 'search' | 'parentJobId' | 'showNotification' | 'completedAfter' | 'notDismissedBy'>,
+): boolean {
+  return (
+    !query.source &&
+    !query.search &&
+    query.parentJobId === undefined &&
+    query.showNotification === undefined &&
+    query.completedAfter === undefined &&
+    query.notDismissedBy === undefined
+  )
 }
 
 /** The counter scope of a job's owner. */
