@@ -6,7 +6,6 @@ import {
   countSql,
   INSERT_COLUMNS,
   listSql,
-  metaFenceSql,
   numbered,
   patchSql,
   sortOf,
@@ -261,15 +260,33 @@ export class PostgresJobStore implements JobStore {
   // Moves
 
   async change(change: JobChange, now: number): Promise<JobState | null> {
-    const patch = patchSql({ updatedAt: now, ...change.set })
+    const ctes: string[] = []
+    const values: unknown[] = []
     const where = ['post_id = ?', 'status = ANY(?::text[])']
-    const values: unknown[] = [...patch.values, change.postId, [...change.from]]
+    const meta = { ...change.meta }
+    // A meta fence is a compare-and-set on the meta row itself: its row lock and re-check under
+    // READ COMMITTED make concurrent writers wait and then see the new value (a subquery in the
+    // job's UPDATE would see only its snapshot). A key both fenced and written is set here.
+    for (const [index, [key, expected]] of Object.entries(change.metaEquals ?? {}).entries()) {
+      if (expected === null) continue
+      const next = meta[key] ?? expected
+      delete meta[key]
+      ctes.push(`fence${index} AS (UPDATE post_meta SET meta_value = ? WHERE post_id = ? AND meta_key = ? AND meta_value = ?
+        AND EXISTS (SELECT 1 FROM job_state s WHERE s.post_id = ? AND s.status = ANY(?::text[])) RETURNING 1)`)
+      values.push(next, change.postId, key, expected, change.postId, [...change.from])
+      where.push(`EXISTS (SELECT 1 FROM fence${index})`)
+    }
+    const patch = patchSql({ updatedAt: now, ...change.set })
+    values.push(...patch.values, change.postId, [...change.from])
     if (change.token !== undefined) where.push('attempt_token = ?'), values.push(change.token)
     if (change.lockedBefore !== undefined) where.push('locked_until < ?'), values.push(change.lockedBefore)
-    const fence = metaFenceSql(change.metaEquals)
-    where.push(...fence.sql), values.push(...fence.values)
-    const ctes = [`moved AS (UPDATE job_state SET ${patch.sql} WHERE ${where.join(' AND ')} RETURNING *)`]
-    const entries = Object.entries(change.meta ?? {})
+    for (const [key, expected] of Object.entries(change.metaEquals ?? {})) {
+      if (expected !== null) continue
+      where.push('NOT EXISTS (SELECT 1 FROM post_meta f WHERE f.post_id = job_state.post_id AND f.meta_key = ?)')
+      values.push(key)
+    }
+    ctes.push(`moved AS (UPDATE job_state SET ${patch.sql} WHERE ${where.join(' AND ')} RETURNING *)`)
+    const entries = Object.entries(meta)
     const upserts = entries.filter(([, value]) => value !== null)
     const deletes = entries.filter(([, value]) => value === null).map(([key]) => key)
     if (upserts.length) {
