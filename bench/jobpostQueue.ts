@@ -174,7 +174,12 @@ async function startWorkerChild(url: string, index: number): Promise<WorkerChild
   child.once('exit', (code) => failed(new Error(`worker ${index} exited (${code}) before it was ready`)))
   readline.createInterface({ input: child.stdout! }).on('line', (line) => {
     if (line === 'READY') return ready()
-    const message = JSON.parse(line) as { done?: number; runs?: Record<string, number>; latencies?: number[] }
+    let message: { done?: number; runs?: Record<string, number>; latencies?: number[] }
+    try {
+      message = JSON.parse(line) as typeof message
+    } catch {
+      return log(`worker ${index}: ${line.slice(0, 200)}`)
+    }
     if (message.runs) settle({ runs: message.runs, latencies: message.latencies ?? [] })
     else if (typeof message.done === 'number') state.done = message.done
   })

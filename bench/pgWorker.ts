@@ -44,7 +44,7 @@ for await (const line of readline.createInterface({ input: process.stdin })) {
   if (line === 'STOP') {
     clearInterval(timer)
     await jobpost.close().catch(() => undefined)
-    process.stdout.write(`${JSON.stringify({ runs, latencies })}\n`)
-    process.exit(0)
+    // A pipe is written asynchronously: exit once the (large) line is flushed.
+    process.stdout.write(`${JSON.stringify({ runs, latencies })}\n`, () => process.exit(0))
   }
 }
