@@ -9,6 +9,7 @@ import { authenticate, requireCapability, requireJsonBody } from '../http/middle
 import { jobFieldsSchema, MAX_PRIORITY, MIN_PRIORITY, parseOrThrow } from '../registry/jobInput.js'
 import { toPublicJob, type JobRecord } from '../registry/jobRecord.js'
 import { MAX_LIST_LIMIT, type RegisterJobs } from '../registry/RegisterJobs.js'
+import { MAX_REORDER_JOBS } from '../registry/reorderJobs.js'
 import type { JobCreationLimits } from '../limits/JobCreationLimits.js'
 import { scanSvg } from '../security/sanitizeSvg.js'
 import { bulkRequestSchema, type BulkActions } from '../workflows/bulkActions.js'
@@ -41,6 +42,19 @@ const cleanupQuerySchema = z.strictObject({ daysOld: integerParam('daysOld', 1, 
 const exportQuerySchema = z.strictObject({ format: z.enum(['csv', 'json']).optional() })
 const prioritySchema = z.strictObject({ priority: z.number().int().min(MIN_PRIORITY).max(MAX_PRIORITY) })
 const emptyBodySchema = z.union([z.strictObject({}), z.undefined()])
+const reorderSchema = z.strictObject({
+  jobIds: z
+    .array(z.string().regex(UUID, 'each of jobIds must be a job UUID'), { error: 'jobIds must be an array of job UUIDs' })
+    .min(1, 'jobIds must list at least one job')
+    .max(MAX_REORDER_JOBS, `jobIds may list at most ${MAX_REORDER_JOBS} jobs`),
+})
+const queueQuerySchema = z.strictObject({
+  type: singleParam('type', 100).min(1, 'type is required'),
+  delayed: z.enum(['true', 'false'], { error: 'delayed must be true or false' }).optional(),
+  limit: integerParam('limit', 1, MAX_LIST_LIMIT).optional(),
+  offset: integerParam('offset', 0, 1_000_000_000).optional(),
+})
+
 
 /** `status=a,b&status=c` → [a, b, c], each checked against the contract's statuses. */
 export function parseStatuses(raw: string | string[] | undefined): JobStatus[] | undefined {
@@ -161,6 +175,28 @@ export function createJobsController(options: JobsControllerOptions): Router {
     const request = parseOrThrow(bulkRequestSchema, req.body)
     const job = await options.bulk.start(req.user!, request)
     sendData(res, { bulkJobId: job.jobId }, 202)
+  })
+
+  // The Queue view: pending jobs of a type in the order the runtime claims them (queueOrder.ts).
+  router.get('/queue', async (req, res) => {
+    const query = parseOrThrow(queueQuerySchema, req.query)
+    const user = req.user!
+    const list = await jobs.queue({
+      type: query.type,
+      delayed: query.delayed === 'true',
+      createdBy: canSeeAllJobs(user) ? undefined : user.id,
+      limit: query.limit,
+      offset: query.offset,
+    })
+    sendList(res, list.jobs, { total: list.total, limit: list.limit, offset: list.offset })
+  })
+
+  // Pending jobs claimed in the listed order (reorderJobs.ts); all or nothing; each moved job is a job_update.
+  router.post('/reorder', requireCapability('manage_jobs'), requireJsonBody, async (req, res) => {
+    const { jobIds } = parseOrThrow(reorderSchema, req.body)
+    const user = req.user!
+    const moved = await jobs.reorder(jobIds, { visible: (record) => canSeeJob(user, record) })
+    sendData(res, moved.map(toPublicJob))
   })
 
   options.extend?.(router)

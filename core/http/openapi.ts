@@ -183,6 +183,35 @@ export function baseOpenApiDocument(): Json {
           responses: { 200: ok('The job', ref('Job')), ...errors(400, 401, 403, 404, 409) },
         },
       },
+      '/jobs/queue': {
+        get: {
+          ...secured,
+          summary: 'The Queue view: pending jobs of a type that a processor will claim, the due ones in the order the runtime claims them (priority DESC, runAt, id), or with delayed=true the delayed ones by runAt. Own jobs only without read_jobs.',
+          parameters: [
+            { name: 'type', in: 'query', required: true, schema: { type: 'string' } },
+            { name: 'delayed', in: 'query', schema: { enum: ['true', 'false'], default: 'false' } },
+            { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 500, default: 100 } },
+            { name: 'offset', in: 'query', schema: { type: 'integer', minimum: 0, default: 0 } },
+          ],
+          responses: { 200: ok('Jobs in queue order', { type: 'array', items: ref('Job') }, true), ...errors(400, 401) },
+        },
+      },
+      '/jobs/reorder': {
+        post: {
+          ...secured,
+          summary:
+            'Reorder pending jobs (manage_jobs): afterwards they are claimed in exactly the listed order relative to each other. Each takes the highest priority among them and a runAt just before the earliest of theirs, in the listed order (runAts only move earlier). All or nothing in one transaction: a job not pending, not run by a processor, or delayed (runAt ahead; make it due with run-now first) → 409 and nothing changed; unknown or invisible → 404. Each moved job is broadcast as a job_update. Send the head of a queue (from the top down to the lowest job moved) to keep it ahead of the jobs behind it.',
+          requestBody: {
+            required: true,
+            content: {
+              'application/json': {
+                schema: { type: 'object', required: ['jobIds'], properties: { jobIds: { type: 'array', minItems: 1, maxItems: 500, uniqueItems: true, items: { type: 'string', format: 'uuid' } } }, additionalProperties: false },
+              },
+            },
+          },
+          responses: { 200: ok('The jobs in their new order', { type: 'array', items: ref('Job') }), ...errors(400, 401, 403, 404, 409, 415) },
+        },
+      },
       '/jobs/{jobId}/export': {
         get: {
           ...secured,

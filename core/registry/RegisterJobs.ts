@@ -22,6 +22,7 @@ import { assertJsonValue, parseOrThrow, pluginJobSchema, type CreateJobInput, ty
 import { decodeCursor, encodeCursor } from './jobCursor.js'
 import { encodeJson, jobRecordFromStored, META, recordAfter, toPublicJob, type JobRecord } from './jobRecord.js'
 import { nextStatus, type JobAction } from './jobTransitions.js'
+import { MAX_REORDER_JOBS, planReorder, ReorderRefusedError, reorderRefusal } from './reorderJobs.js'
 
 export const DEFAULT_LIST_LIMIT = 100
 export const MAX_LIST_LIMIT = 500
@@ -533,6 +534,64 @@ export class RegisterJobs {
       this.hooks.safeEmit('job:updated', { job: toPublicJob(record) })
       return record
     })
+  }
+
+  /**
+   * Reorders pending jobs (POST /api/v1/jobs/reorder; how: reorderJobs.ts): afterwards they are
+   * claimed in the listed order relative to each other. All or nothing, in one transaction; a job
+   * the caller may not see (`visible`) is not found. Each moved job is emitted as `job:updated`.
+   */
+  async reorder(jobIds: readonly string[], options: { visible?: (record: JobRecord) => boolean } = {}): Promise<JobRecord[]> {
+    if (jobIds.length === 0 || jobIds.length > MAX_REORDER_JOBS) {
+      throw new ValidationError(`jobIds must list 1 to ${MAX_REORDER_JOBS} jobs.`)
+    }
+    if (new Set(jobIds).size !== jobIds.length) throw new ValidationError('jobIds lists a job more than once.')
+    const found = await Promise.all(jobIds.map((jobId) => this.getJobRecord(jobId)))
+    const records = found.map((record, i) => {
+      if (!record || (options.visible && !options.visible(record))) throw new JobNotFoundError(jobIds[i]!)
+      return record
+    })
+    const now = this.clock.now()
+    for (const record of records) {
+      const reason = reorderRefusal(record.stored.state, now)
+      if (reason) throw new ReorderRefusedError(record.jobId, reason)
+    }
+    const plan = planReorder(records.map((record) => record.stored.state))
+    const outcome = await this.store.reorder({ postIds: records.map((record) => record.id), priority: plan.priority, runAts: plan.runAts, now })
+    if (!outcome.ok) {
+      // It changed between the read and the write (claimed, cancelled...): say what it is now.
+      const record = records.find((candidate) => candidate.id === outcome.postId)!
+      const current = await this.getJobRecord(record.jobId)
+      const reason = current ? reorderRefusal(current.stored.state, this.clock.now()) : 'it was deleted'
+      throw new ReorderRefusedError(record.jobId, reason ?? 'it changed meanwhile; try again')
+    }
+    const moved = records.map((record, i) => recordAfter(record, outcome.states[i]!))
+    for (const record of moved) this.hooks.safeEmit('job:updated', { job: toPublicJob(record) })
+    return moved
+  }
+
+  /**
+   * The Queue view: pending jobs of `type` that a processor will claim, the due ones in queue
+   * order (the claim's), or the delayed ones by runAt. `total` is counted up to MAX_COUNTED_TOTAL.
+   */
+  async queue(options: { type: string; delayed?: boolean; createdBy?: number; limit?: number; offset?: number }): Promise<JobList> {
+    const limit = options.limit ?? DEFAULT_LIST_LIMIT
+    const offset = options.offset ?? 0
+    const page = await this.store.listQueue({
+      type: options.type,
+      delayed: options.delayed ?? false,
+      createdBy: options.createdBy,
+      limit,
+      offset,
+      cap: MAX_COUNTED_TOTAL + 1,
+    })
+    return {
+      jobs: page.jobs.map((stored) => toPublicJob(jobRecordFromStored(stored))),
+      total: Math.min(page.total, MAX_COUNTED_TOTAL),
+      limit,
+      offset,
+      ...(page.total > MAX_COUNTED_TOTAL ? { totalCapped: true } : {}),
+    }
   }
 
   /**

@@ -142,6 +142,30 @@ export interface MinuteRow {
   durationMs: number
 }
 
+/** Pending queued jobs of one type, for the admin's Queue view (see core/registry/queueOrder.ts). */
+export interface QueueQuery {
+  type: string
+  /** false: the due ones, in queue order (the claim's); true: the delayed ones, by runAt. */
+  delayed: boolean
+  createdBy?: number
+  limit: number
+  offset: number
+  /** `total` stops counting here. */
+  cap: number
+}
+
+/** New priority and runAts for listed jobs (core/registry/reorderJobs.ts). */
+export interface ReorderRequest {
+  postIds: number[]
+  priority: number
+  /** One per post id, same order. */
+  runAts: number[]
+  now: number
+}
+
+/** Either every listed job changed, or none did (and `postId` is the first that was not movable). */
+export type ReorderOutcome = { ok: true; states: JobState[] } | { ok: false; postId: number }
+
 export interface JobStore {
   readonly dialect: Dialect
   /** Sees every statement with its parameters (tests explain their plans); unset in production. */
@@ -173,6 +197,13 @@ export interface JobStore {
   deleteIf(postId: number, statuses: readonly JobStatus[]): Promise<boolean>
   /** Deletes up to `limit` finished jobs that completed before `cutoff`; returns how many. */
   deleteFinishedBefore(cutoff: number, limit: number): Promise<number>
+  /** Pending queued jobs of a type in queue order (due) or by runAt (delayed); total counted up to `cap`. */
+  listQueue(query: QueueQuery): Promise<{ jobs: StoredJob[]; total: number }>
+  /**
+   * One transaction: every listed job takes `priority` and its runAt, but only if each one is still
+   * pending, queued and due; otherwise nothing changes.
+   */
+  reorder(request: ReorderRequest): Promise<ReorderOutcome>
   /** Housekeeping (PostgreSQL: folds counter deltas). Cheap; call every second or so. */
   maintain(): Promise<void>
   close(): Promise<void>

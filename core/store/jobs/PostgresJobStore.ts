@@ -8,11 +8,14 @@ import {
   listSql,
   numbered,
   patchSql,
+  queueSql,
+  REORDER_FENCE,
   sortOf,
   STATE_COLUMNS,
   stateFromRow,
   columnValue,
 } from './jobSql.js'
+import { queueOrderSql } from '../../registry/queueOrder.js'
 import {
   FINAL_STATUSES_LIST,
   type ClaimRequest,
@@ -25,6 +28,9 @@ import {
   type JobStore,
   type MinuteRow,
   type NewJob,
+  type QueueQuery,
+  type ReorderOutcome,
+  type ReorderRequest,
   type StoredJob,
 } from './JobStore.js'
 
@@ -345,16 +351,16 @@ export class PostgresJobStore implements JobStore {
          CROSS JOIN LATERAL (
            SELECT post_id, priority, run_at FROM job_state
            WHERE type = s.type AND status = 'pending' AND queued = 1 AND delayed = 0 AND run_at <= ?
-           ORDER BY priority DESC, run_at, post_id LIMIT s.n
+           ORDER BY ${queueOrderSql()} LIMIT s.n
            FOR UPDATE SKIP LOCKED) c
-         ORDER BY c.priority DESC, c.run_at, c.post_id LIMIT ?),
+         ORDER BY ${queueOrderSql('c')} LIMIT ?),
        claimed AS (
          UPDATE job_state j SET status = 'running', attempts = j.attempts + 1, attempt_token = gen_random_uuid()::text,
            locked_until = ?, started_at = COALESCE(j.started_at, ?), updated_at = ?, paused_from = NULL
          FROM picked WHERE j.post_id = picked.post_id
          RETURNING j.*)
        SELECT ${JOB_COLUMNS} FROM claimed j JOIN posts p ON p.id = j.post_id
-       ORDER BY j.priority DESC, j.run_at, j.post_id`,
+       ORDER BY ${queueOrderSql('j')}`,
       [slots.map(([type]) => type), slots.map(([, n]) => n), request.now, request.limit, request.now + request.leaseMs, request.now, request.now],
     )
     return rows.map((row) => this.toStored(row))
@@ -411,6 +417,51 @@ export class PostgresJobStore implements JobStore {
       [...FINAL_STATUSES_LIST.flatMap((status) => [status, cutoff, limit]), limit],
     )
     return rows.length
+  }
+
+  async listQueue(query: QueueQuery): Promise<{ jobs: StoredJob[]; total: number }> {
+    const { sql, values, countSql: count, countValues } = queueSql(query)
+    const [ids, counted] = await Promise.all([this.query<{ post_id: number }>(sql, values), this.query<{ n: string }>(count, countValues)])
+    return { jobs: await this.getByPostIds(ids.map((row) => Number(row.post_id))), total: Number(counted[0]?.n ?? 0) }
+  }
+
+  /**
+   * One explicit transaction on one connection: the listed rows are locked (in post id order, so
+   * two reorders cannot deadlock; a claim skips them meanwhile), checked, then moved by one UPDATE.
+   */
+  async reorder(request: ReorderRequest): Promise<ReorderOutcome> {
+    const client = (await this.knex.client.acquireConnection()) as pg.Client
+    const run = async (sql: string, values: unknown[]) => {
+      const text = numbered(sql)
+      this.trace?.(text, values)
+      return (await client.query({ name: this.nameOf(text), text, values })).rows as Record<string, unknown>[]
+    }
+    try {
+      await client.query('BEGIN')
+      const movable = await run(
+        `SELECT post_id FROM job_state WHERE post_id = ANY(?::int[]) AND ${REORDER_FENCE} ORDER BY post_id FOR UPDATE`,
+        [request.postIds, request.now],
+      )
+      const locked = new Set(movable.map((row) => Number(row.post_id)))
+      const missing = request.postIds.find((id) => !locked.has(id))
+      if (missing !== undefined) {
+        await client.query('ROLLBACK')
+        return { ok: false, postId: missing }
+      }
+      const rows = await run(
+        `UPDATE job_state j SET priority = ?, run_at = v.run_at, updated_at = ?
+         FROM unnest(?::int[], ?::bigint[]) AS v(post_id, run_at) WHERE j.post_id = v.post_id RETURNING j.*`,
+        [request.priority, request.now, request.postIds, request.runAts],
+      )
+      await client.query('COMMIT')
+      const byId = new Map(rows.map((row) => [Number(row.post_id), stateFromRow(row)]))
+      return { ok: true, states: request.postIds.map((id) => byId.get(id)!) }
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined)
+      throw error
+    } finally {
+      await this.knex.client.releaseConnection(client)
+    }
   }
 
   /** Folds the counter deltas into the totals (one instance at a time, by advisory lock). */

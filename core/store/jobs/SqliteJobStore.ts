@@ -10,9 +10,12 @@ import {
   listSql,
   metaFenceSql,
   patchSql,
+  queueSql,
+  REORDER_FENCE,
   STATE_COLUMNS,
   stateFromRow,
 } from './jobSql.js'
+import { queueOrderSql } from '../../registry/queueOrder.js'
 import {
   FINAL_STATUSES_LIST,
   type ClaimRequest,
@@ -26,6 +29,9 @@ import {
   type MetaPatch,
   type MinuteRow,
   type NewJob,
+  type QueueQuery,
+  type ReorderOutcome,
+  type ReorderRequest,
   type StoredJob,
 } from './JobStore.js'
 
@@ -338,9 +344,9 @@ export class SqliteJobStore implements JobStore {
     const pick = `${slots
       .map(
         (_, index) =>
-          `SELECT * FROM (SELECT post_id, priority, run_at FROM job_state WHERE type = ? AND status = 'pending' AND queued = 1 AND delayed = 0 AND run_at <= ? ORDER BY priority DESC, run_at, post_id LIMIT ?) AS t${index}`,
+          `SELECT * FROM (SELECT post_id, priority, run_at FROM job_state WHERE type = ? AND status = 'pending' AND queued = 1 AND delayed = 0 AND run_at <= ? ORDER BY ${queueOrderSql()} LIMIT ?) AS t${index}`,
       )
-      .join(' UNION ALL ')} ORDER BY priority DESC, run_at, post_id LIMIT ?`
+      .join(' UNION ALL ')} ORDER BY ${queueOrderSql()} LIMIT ?`
     const pickValues = [...slots.flatMap(([type, n]) => [type, request.now, n]), request.limit]
     return this.run((db) => {
       const ids = (this.statement(db, pick).all(...pickValues) as { post_id: number }[]).map((row) => row.post_id)
@@ -413,9 +419,46 @@ export class SqliteJobStore implements JobStore {
     })
   }
 
+  listQueue(query: QueueQuery): Promise<{ jobs: StoredJob[]; total: number }> {
+    const { sql, values, countSql: count, countValues } = queueSql(query)
+    return this.run((db) => {
+      const ids = (this.statement(db, sql).all(...values) as { post_id: number }[]).map((row) => row.post_id)
+      const total = Number((this.statement(db, count).get(...countValues) as { n: number }).n)
+      return { jobs: this.readJobs(db, ids), total }
+    })
+  }
+
+  /** In one savepoint: a job that is no longer movable rolls back the ones moved before it. */
+  async reorder(request: ReorderRequest): Promise<ReorderOutcome> {
+    try {
+      return await this.run((db) => {
+        const update = this.statement(
+          db,
+          `UPDATE job_state SET priority = ?, run_at = ?, updated_at = ? WHERE post_id = ? AND ${REORDER_FENCE} RETURNING *`,
+        )
+        const states = request.postIds.map((postId, i) => {
+          const row = update.get(request.priority, request.runAts[i], request.now, postId, request.now) as Record<string, unknown> | undefined
+          if (!row) throw new ReorderRefused(postId)
+          return stateFromRow(row)
+        })
+        return { ok: true as const, states }
+      })
+    } catch (error) {
+      if (error instanceof ReorderRefused) return { ok: false, postId: error.postId }
+      throw error
+    }
+  }
+
   async maintain(): Promise<void> {}
 
   async close(): Promise<void> {
     await this.idle()
+  }
+}
+
+/** Thrown inside a reorder's savepoint to roll it back. */
+class ReorderRefused extends Error {
+  constructor(readonly postId: number) {
+    super(`Job ${postId} cannot be reordered.`)
   }
 }

@@ -1,5 +1,6 @@
 import { JOB_STATUSES, type JobStatus } from '../../contract.js'
-import type { JobListQuery, JobState, JobStatePatch, NewJob, StoredJob } from './JobStore.js'
+import type { JobListQuery, JobState, JobStatePatch, NewJob, QueueQuery, StoredJob } from './JobStore.js'
+import { queueOrderSql } from '../../registry/queueOrder.js'
 
 /**
  * SQL shared by both job stores: column names, row conversion, and the list query. Written with
@@ -245,3 +246,23 @@ export function sortValueOf(state: JobState, sort: JobListQuery['sort']): number
     }
   }
 }
+
+/**
+ * The Queue view's page: pending queued jobs of one type, the due ones in queue order (the claim's
+ * ORDER BY, along the claim index), the delayed ones by runAt; and their count up to `cap`.
+ */
+export function queueSql(query: QueueQuery): { sql: string; values: unknown[]; countSql: string; countValues: unknown[] } {
+  const where = [`type = ?`, `status = 'pending'`, `queued = 1`, `delayed = ?`]
+  const values: unknown[] = [query.type, query.delayed ? 1 : 0]
+  if (query.createdBy !== undefined) where.push('created_by = ?'), values.push(query.createdBy)
+  const order = query.delayed ? 'run_at, post_id' : queueOrderSql()
+  return {
+    sql: `SELECT post_id FROM job_state WHERE ${where.join(' AND ')} ORDER BY ${order} LIMIT ? OFFSET ?`,
+    values: [...values, query.limit, query.offset],
+    countSql: `SELECT COUNT(*) AS n FROM (SELECT 1 FROM job_state WHERE ${where.join(' AND ')} LIMIT ?) AS capped`,
+    countValues: [...values, query.cap],
+  }
+}
+
+/** The fence of a reorder: a job it may move (pending, claimed by a processor, due). */
+export const REORDER_FENCE = `status = 'pending' AND queued = 1 AND delayed = 0 AND run_at <= ?`
