@@ -204,8 +204,12 @@ export type ServerMessage =
   | { type: 'job_deleted'; jobId: string }
   | { type: 'pong' }
   | { type: 'error'; error: ApiError }
+  /** New lines of a job after `subscribe_logs` (issue 15). */
+  | JobLogMessage
+  /** A `subscribe_logs` refused: `code` NOT_FOUND (unknown or not visible), RATE_LIMITED (too many). */
+  | { type: 'error'; code: ErrorCode; jobId: string | null; error: ApiError }
 
-export type ClientMessage = { type: 'ping' }
+export type ClientMessage = { type: 'ping' } | LogSubscriptionMessage
 
 // ---------------------------------------------------------------------------------------------
 // Admin routes of issue 14 (and the shapes of issue 15's logs and attempts), as API.md gives them.
