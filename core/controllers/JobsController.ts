@@ -12,6 +12,7 @@ import { MAX_LIST_LIMIT, type RegisterJobs } from '../registry/RegisterJobs.js'
 import { MAX_REORDER_JOBS } from '../registry/reorderJobs.js'
 import type { JobCreationLimits } from '../limits/JobCreationLimits.js'
 import { scanSvg } from '../security/sanitizeSvg.js'
+import { parseDataFilters, parseSearch, SEARCH_MAX_LENGTH, SEARCH_MAX_WORDS, type DataFilter } from '../store/jobs/search/query.js'
 import { bulkRequestSchema, type BulkActions } from '../workflows/bulkActions.js'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
@@ -29,7 +30,10 @@ const listQuerySchema = z.strictObject({
   status: z.union([z.string(), z.array(z.string()).max(JOB_STATUSES.length * 2)]).optional(),
   type: singleParam('type', 100).optional(),
   source: singleParam('source', 100).optional(),
-  search: singleParam('search', 200).optional(),
+  search: z
+    .string({ error: 'search must be given once' })
+    .max(SEARCH_MAX_LENGTH, `search is too long: at most ${SEARCH_MAX_LENGTH} characters and ${SEARCH_MAX_WORDS} words`)
+    .optional(),
   parentJobId: singleParam('parentJobId', 64).regex(UUID, 'parentJobId must be a UUID').optional(),
   sort: z.enum(JOB_SORTS, { error: `sort must be one of ${JOB_SORTS.join(', ')}` }).optional(),
   limit: integerParam('limit', 1, MAX_LIST_LIMIT).optional(),
@@ -55,6 +59,24 @@ const queueQuerySchema = z.strictObject({
   offset: integerParam('offset', 0, 1_000_000_000).optional(),
 })
 
+/**
+ * `data.<path>=value` parameters of a list (at most 3; path segments of letters, digits and `_`),
+ * apart from the others; each given once.
+ */
+export function splitDataParams(query: Record<string, unknown>): { data?: Record<string, string>; rest: Record<string, unknown> } {
+  const rest: Record<string, unknown> = {}
+  const filters: DataFilter[] = []
+  for (const [key, value] of Object.entries(query)) {
+    if (!key.startsWith('data.')) {
+      rest[key] = value
+      continue
+    }
+    if (typeof value !== 'string') throw new ValidationError(`${key.slice(0, 60)} must be given once.`)
+    filters.push({ path: key.slice('data.'.length), value })
+  }
+  if (filters.length === 0) return { rest }
+  return { data: Object.fromEntries(parseDataFilters(filters).map((filter) => [filter.path, filter.value])), rest }
+}
 
 /** `status=a,b&status=c` → [a, b, c], each checked against the contract's statuses. */
 export function parseStatuses(raw: string | string[] | undefined): JobStatus[] | undefined {
@@ -115,7 +137,9 @@ export function createJobsController(options: JobsControllerOptions): Router {
   }
 
   router.get('/', async (req, res) => {
-    const query = parseOrThrow(listQuerySchema, req.query)
+    const { data, rest } = splitDataParams(req.query as Record<string, unknown>)
+    const query = parseOrThrow(listQuerySchema, rest)
+    if (query.search !== undefined) parseSearch(query.search)
     if (query.cursor !== undefined && query.offset !== undefined) throw new ValidationError('Give cursor or offset, not both.')
     const user = req.user!
     const list = await jobs.getJobs({
@@ -123,6 +147,7 @@ export function createJobsController(options: JobsControllerOptions): Router {
       type: query.type,
       source: query.source,
       search: query.search,
+      data,
       parentJobId: query.parentJobId,
       createdBy: canSeeAllJobs(user) ? undefined : user.id,
       sort: query.sort,

@@ -20,6 +20,7 @@ import { sanitizeSvg } from '../security/sanitizeSvg.js'
 import { JobHandle } from './JobHandle.js'
 import { assertJsonValue, parseOrThrow, pluginJobSchema, type CreateJobInput, type ParsedJobInput } from './jobInput.js'
 import { decodeCursor, encodeCursor } from './jobCursor.js'
+import { parseDataFilters, parseSearch, type DataFilter } from '../store/jobs/search/query.js'
 import { encodeJson, jobRecordFromStored, META, recordAfter, toPublicJob, type JobRecord } from './jobRecord.js'
 import { nextStatus, type JobAction } from './jobTransitions.js'
 import { MAX_REORDER_JOBS, planReorder, ReorderRefusedError, reorderRefusal } from './reorderJobs.js'
@@ -241,9 +242,11 @@ export class RegisterJobs {
       type: filters.type || undefined,
       source: filters.source || undefined,
       search: filters.search?.trim() || undefined,
+      dataFilters: dataFiltersOf(filters.data),
       createdBy: filters.createdBy,
       parentJobId: filters.parentJobId,
     }
+    if (query.search !== undefined) parseSearch(query.search)
     const [page, counted] = await Promise.all([
       this.store.list({ ...query, sort, limit, offset: after ? 0 : offset, after }),
       this.total(query),
@@ -260,7 +263,7 @@ export class RegisterJobs {
     }
   }
 
-  private async total(query: { statuses?: JobStatus[]; type?: string; source?: string; search?: string; createdBy?: number; parentJobId?: string }): Promise<{ total: number; capped: boolean }> {
+  private async total(query: { statuses?: JobStatus[]; type?: string; source?: string; search?: string; dataFilters?: DataFilter[]; createdBy?: number; parentJobId?: string }): Promise<{ total: number; capped: boolean }> {
     if (countableByCounters(query)) {
       const rows = await this.store.counts(query.createdBy === undefined ? '' : `u:${query.createdBy}`)
       const total = rows
@@ -419,11 +422,9 @@ export class RegisterJobs {
     assertJsonValue(result ?? null, 'result')
     return this.serialize(attempt.jobId, async () => {
       const now = this.clock.now()
-      // No row for a null result (it reads back as null); no delete when there is no error.
-      const encoded = result == null ? null : encodeJson(result)
-      const clearError = attempt.stored.meta[META.errorMessage] !== undefined
+      const encoded = encodeJson(result)
       const [state] = await this.store.complete([
-        { postId: attempt.id, token, status: options.withErrors ? 'completed_with_errors' : 'completed', result: encoded, clearError, now },
+        { postId: attempt.id, token, status: options.withErrors ? 'completed_with_errors' : 'completed', result: encoded, now },
       ])
       if (!state) throw await this.whyRefused(attempt.jobId, token, options.withErrors ? 'completeWithErrors' : 'complete')
       const record = recordAfter(attempt, state, { [META.result]: encoded, [META.errorMessage]: null })
@@ -819,4 +820,16 @@ function released(): JobStatePatch {
 function errorText(message: unknown): string {
   const text = typeof message === 'string' ? message : message instanceof Error ? message.message : String(message)
   return (text || 'Failed.').slice(0, MAX_ERROR_LENGTH)
+}
+
+/** `data.<path>=value` filters of a list (`{ 'order.id': 1042 }`), checked (at most 3, plain paths). */
+function dataFiltersOf(data: JobListFilters['data']): DataFilter[] | undefined {
+  if (data === undefined) return undefined
+  if (!data || typeof data !== 'object') throw new ValidationError('data filters must be an object of path → value.')
+  const filters = Object.entries(data).map(([path, value]) => {
+    if (typeof value === 'number' && Number.isFinite(value)) return { path, value: String(value) }
+    if (typeof value !== 'string') throw new ValidationError(`data.${path.slice(0, 60)} must be a string or a finite number.`)
+    return { path, value }
+  })
+  return filters.length ? parseDataFilters(filters) : undefined
 }

@@ -1,5 +1,6 @@
 import type { JobSort, JobStatus } from '../../contract.js'
 import type { Dialect } from '../../db/createDatabase.js'
+import type { DataFilter } from './search/query.js'
 
 /**
  * The job queue's storage: one small interface with a SQLite and a PostgreSQL implementation
@@ -86,10 +87,7 @@ export interface JobCompletion {
   postId: number
   token: string
   status: 'completed' | 'completed_with_errors'
-  /** The result as JSON, or null for none (a null or undefined result: no meta row). */
-  result: string | null
-  /** The job has an error message from an earlier attempt, to remove. */
-  clearError: boolean
+  result: string
   now: number
 }
 
@@ -109,8 +107,13 @@ export interface JobListQuery {
   type?: string
   /** Part of the source (case-insensitive). */
   source?: string
-  /** Words of the name or description (case-insensitive substring of each). */
+  /**
+   * Every word must match a word or a word's prefix of the name, description, error message, or
+   * a value of data or result (the full-text index, search/); limits in search/query.ts.
+   */
   search?: string
+  /** `data.<path>=value` filters (at most 3): the value at the path equals the text, or the number. */
+  dataFilters?: readonly DataFilter[]
   createdBy?: number
   parentJobId?: string
   /** Notification feeds: only jobs that notify, finished after a time, not dismissed by a user. */

@@ -132,7 +132,7 @@ export class PostgresJobStore implements JobStore {
   }
 
   async list(query: JobListQuery): Promise<JobListPage> {
-    const page = listSql(query)
+    const page = listSql(query, 'postgres')
     const rows = await this.query(
       `WITH page AS (${page.sql}) SELECT page.sort_value AS sort_value, ${JOB_COLUMNS} FROM page JOIN job_state j ON j.post_id = page.post_id JOIN posts p ON p.id = j.post_id`,
       page.values,
@@ -144,7 +144,7 @@ export class PostgresJobStore implements JobStore {
   }
 
   async count(query: Omit<JobListQuery, 'sort' | 'limit' | 'offset' | 'after'>, cap: number): Promise<number> {
-    const { sql, values } = countSql(query, cap)
+    const { sql, values } = countSql(query, cap, 'postgres')
     const [row] = await this.query<{ n: string }>(sql, values)
     return Number(row?.n ?? 0)
   }
@@ -330,7 +330,7 @@ export class PostgresJobStore implements JobStore {
            RETURNING j.*),
          results AS (
            INSERT INTO post_meta (post_id, meta_key, meta_value) SELECT d.post_id, 'result', v.result FROM done d JOIN v ON v.post_id = d.post_id
-           WHERE v.result IS NOT NULL ON CONFLICT (post_id, meta_key) DO UPDATE SET meta_value = EXCLUDED.meta_value),
+           ON CONFLICT (post_id, meta_key) DO UPDATE SET meta_value = EXCLUDED.meta_value),
          cleared AS (DELETE FROM post_meta WHERE meta_key = 'error_message' AND post_id IN (SELECT post_id FROM done))
          SELECT * FROM done`,
         [all.map((c) => c.postId), all.map((c) => c.token), all.map((c) => c.status), all.map((c) => c.result), all.map((c) => c.now)],

@@ -34,6 +34,8 @@ import {
   type ReorderRequest,
   type StoredJob,
 } from './JobStore.js'
+import { searchTerms } from './search/sql.js'
+import { sqliteSearchCount, sqliteSearchList, type SqliteSearchIo } from './search/sqliteSearch.js'
 
 type Db = BetterSqlite3.Database
 type Statement = BetterSqlite3.Statement
@@ -208,7 +210,15 @@ export class SqliteJobStore implements JobStore {
     return this.run((db) => this.readJobs(db, postIds))
   }
 
+  /** A search's statements, each in its own turn of the queue (search/sqliteSearch.ts). */
+  private readonly searchIo: SqliteSearchIo = {
+    all: (sql, values) => this.run((db) => this.statement(db, sql).all(...values) as Record<string, unknown>[]),
+    read: (postIds) => this.getByPostIds(postIds),
+  }
+
   list(query: JobListQuery): Promise<JobListPage> {
+    const terms = searchTerms(query)
+    if (terms) return sqliteSearchList(query, terms, this.searchIo)
     const { sql, values } = listSql(query)
     return this.run((db) => {
       const ids = (this.statement(db, sql).all(...values) as { post_id: number }[]).map((row) => row.post_id)
@@ -217,6 +227,8 @@ export class SqliteJobStore implements JobStore {
   }
 
   count(query: Omit<JobListQuery, 'sort' | 'limit' | 'offset' | 'after'>, cap: number): Promise<number> {
+    const terms = searchTerms(query)
+    if (terms) return sqliteSearchCount(query, terms, cap, this.searchIo)
     const { sql, values } = countSql(query, cap)
     return this.run((db) => Number((this.statement(db, sql).get(...values) as { n: number }).n))
   }
@@ -329,10 +341,7 @@ export class SqliteJobStore implements JobStore {
               lockedUntil: null,
               pausedFrom: null,
             },
-            meta: {
-              ...(completion.result !== null ? { result: completion.result } : {}),
-              ...(completion.clearError ? { error_message: null } : {}),
-            },
+            meta: { result: completion.result, error_message: null },
           },
           completion.now,
         ),

@@ -1,6 +1,8 @@
 import { JOB_STATUSES, type JobStatus } from '../../contract.js'
 import type { JobListQuery, JobState, JobStatePatch, NewJob, QueueQuery, StoredJob } from './JobStore.js'
 import { queueOrderSql } from '../../registry/queueOrder.js'
+import type { Dialect } from '../../db/createDatabase.js'
+import { searchFilterSql, searchTerms } from './search/sql.js'
 
 /**
  * SQL shared by both job stores: column names, row conversion, and the list query. Written with
@@ -130,13 +132,16 @@ export function likePattern(text: string): string {
 }
 
 /**
- * Filters of a list, as SQL over `job_state j` (and `posts p` for search). The statuses are not
- * included: the list runs one index range per status (see `listSql`).
+ * Filters of a list, as SQL over `job_state j` (search and data filters: the index of migration
+ * 008, see search/). The statuses are not included: the list runs one index range per status (see `listSql`).
  */
-export function filterSql(query: Omit<JobListQuery, 'sort' | 'limit' | 'offset' | 'after' | 'statuses'>): { sql: string[]; values: unknown[]; needsPost: boolean } {
+export function filterSql(
+  query: Omit<JobListQuery, 'sort' | 'limit' | 'offset' | 'after' | 'statuses'>,
+  dialect: Dialect = 'sqlite',
+): { sql: string[]; values: unknown[]; needsPost: boolean } {
   const sql: string[] = []
   const values: unknown[] = []
-  let needsPost = false
+  const needsPost = false
   if (query.type !== undefined) sql.push('j.type = ?'), values.push(query.type)
   if (query.createdBy !== undefined) sql.push('j.created_by = ?'), values.push(query.createdBy)
   if (query.parentJobId !== undefined) sql.push('j.parent_job_id = ?'), values.push(query.parentJobId)
@@ -147,15 +152,11 @@ export function filterSql(query: Omit<JobListQuery, 'sort' | 'limit' | 'offset' 
     sql.push('NOT EXISTS (SELECT 1 FROM notification_dismissals nd WHERE nd.user_id = ? AND nd.post_id = j.post_id)')
     values.push(query.notDismissedBy)
   }
-  if (query.search) {
-    needsPost = true
-    // Every word must appear in the name or the description.
-    for (const word of query.search.split(/\s+/).filter(Boolean).slice(0, 16)) {
-      sql.push(
-        `(LOWER(p.title) LIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM post_meta d WHERE d.post_id = j.post_id AND d.meta_key = 'description' AND LOWER(d.meta_value) LIKE ? ESCAPE '\\'))`,
-      )
-      values.push(likePattern(word), likePattern(word))
-    }
+  const terms = searchTerms(query)
+  if (terms) {
+    // The full-text index of migration 008 (words, and data.<path> tokens checked exactly).
+    const search = searchFilterSql(dialect, terms)
+    sql.push(...search.sql), values.push(...search.values)
   }
   return { sql, values, needsPost }
 }
@@ -165,11 +166,11 @@ export function filterSql(query: Omit<JobListQuery, 'sort' | 'limit' | 'offset' 
  * sort order (an ordered index walk that stops early), merged by one outer ORDER BY. So a tab's
  * first page costs O(statuses × page), whatever the number of jobs.
  */
-export function listSql(query: JobListQuery): { sql: string; values: unknown[] } {
+export function listSql(query: JobListQuery, dialect: Dialect = 'sqlite'): { sql: string; values: unknown[] } {
   const { column, desc } = sortOf(query.sort)
   const dir = desc ? 'DESC' : 'ASC'
   const statuses = query.statuses?.length ? query.statuses : JOB_STATUSES
-  const filters = filterSql(query)
+  const filters = filterSql(query, dialect)
   const take = query.offset + query.limit
   const from = filters.needsPost ? 'job_state j JOIN posts p ON p.id = j.post_id' : 'job_state j'
   const branches: string[] = []
@@ -192,8 +193,12 @@ export function listSql(query: JobListQuery): { sql: string; values: unknown[] }
 }
 
 /** `SELECT COUNT(*)` of a list's matches, stopping at `cap`. */
-export function countSql(query: Omit<JobListQuery, 'sort' | 'limit' | 'offset' | 'after'>, cap: number): { sql: string; values: unknown[] } {
-  const filters = filterSql(query)
+export function countSql(
+  query: Omit<JobListQuery, 'sort' | 'limit' | 'offset' | 'after'>,
+  cap: number,
+  dialect: Dialect = 'sqlite',
+): { sql: string; values: unknown[] } {
+  const filters = filterSql(query, dialect)
   const from = filters.needsPost ? 'job_state j JOIN posts p ON p.id = j.post_id' : 'job_state j'
   const where = [...filters.sql]
   const values = [...filters.values]
@@ -210,11 +215,12 @@ export function countSql(query: Omit<JobListQuery, 'sort' | 'limit' | 'offset' |
 
 /** Whether a list's total can come from the counters (filters they are kept by). */
 export function countableByCounters(
-  query: Pick<JobListQuery, 'source' | 'search' | 'parentJobId' | 'showNotification' | 'completedAfter' | 'notDismissedBy'>,
+  query: Pick<JobListQuery, 'source' | 'search' | 'dataFilters' | 'parentJobId' | 'showNotification' | 'completedAfter' | 'notDismissedBy'>,
 ): boolean {
   return (
     !query.source &&
     !query.search &&
+    !query.dataFilters?.length &&
     query.parentJobId === undefined &&
     query.showNotification === undefined &&
     query.completedAfter === undefined &&

@@ -1,0 +1,125 @@
+import { JOB_STATUSES } from '../../../contract.js'
+import { filterSql, listSql, sortOf } from '../jobSql.js'
+import type { JobListPage, JobListQuery, StoredJob } from '../JobStore.js'
+import { sqliteMatch } from './query.js'
+import { dataCheckSql, matchesNothing, type SearchTerms } from './sql.js'
+
+/**
+ * Searches on SQLite, where every statement runs on the event loop: each one is bounded, and
+ * long work goes in slices (each a separate statement, the loop free between them).
+ *
+ * A list takes one of two plans, chosen by counting the index's matches up to RARE_MATCHES:
+ * - few matches: start from the index (every match joined to its typed row), filter, sort, page.
+ *   O(matches), whatever the number of jobs.
+ * - many matches: walk the list's ordered index ranges (as an unfiltered list does) a slice of
+ *   WALK_SLICE rows at a time, keeping the rows the index holds in that slice's post-id range;
+ *   stop when the page is full. O(page / share of matches).
+ * A total walks the index's matches in slices of COUNT_SLICE post ids, checking the filters,
+ * until it passes the cap.
+ */
+
+/** Up to this many index matches, a search starts from the index. */
+export const RARE_MATCHES = 4000
+/** Rows of the ordered walk per statement. */
+export const WALK_SLICE = 2000
+/** Index matches per counting statement. */
+export const COUNT_SLICE = 5000
+
+export interface SqliteSearchIo {
+  /** One statement, run in the store's queue (its own event-loop turn). */
+  all(sql: string, values: unknown[]): Promise<Record<string, unknown>[]>
+  read(postIds: number[]): Promise<StoredJob[]>
+}
+
+type Filters = Omit<JobListQuery, 'sort' | 'limit' | 'offset' | 'after'>
+
+/** The query's filters other than the index (type, owner, source…) plus the exact data checks. */
+function otherFilters(query: Filters, terms: SearchTerms): { sql: string[]; values: unknown[] } {
+  const rest = filterSql({ ...query, search: undefined, dataFilters: undefined }, 'sqlite')
+  const check = dataCheckSql('sqlite', terms.filters)
+  return { sql: [...rest.sql, ...check.sql], values: [...rest.values, ...check.values] }
+}
+
+function statusSql(query: Filters): { sql: string[]; values: unknown[] } {
+  if (!query.statuses?.length) return { sql: [], values: [] }
+  return { sql: [`j.status IN (${query.statuses.map(() => '?').join(', ')})`], values: [...query.statuses] }
+}
+
+export async function sqliteSearchList(query: JobListQuery, terms: SearchTerms, io: SqliteSearchIo): Promise<JobListPage> {
+  const match = sqliteMatch(terms.words, terms.filters)
+  if (matchesNothing(terms) || match === null) return { jobs: [], total: 0 }
+  const [probe] = await io.all(`SELECT COUNT(*) AS n FROM (SELECT rowid FROM job_search WHERE job_search MATCH ? LIMIT ?)`, [match, RARE_MATCHES + 1])
+  const ids = Number(probe?.n) <= RARE_MATCHES ? await fromIndex(query, terms, match, io) : await walk(query, terms, match, io)
+  return { jobs: await io.read(ids), total: null }
+}
+
+/** Few matches: the index drives (CROSS JOIN keeps it the outer loop), then sort and page. */
+async function fromIndex(query: JobListQuery, terms: SearchTerms, match: string, io: SqliteSearchIo): Promise<number[]> {
+  const { column, desc } = sortOf(query.sort)
+  const dir = desc ? 'DESC' : 'ASC'
+  const filters = otherFilters(query, terms)
+  const statuses = statusSql(query)
+  const where = ['job_search MATCH ?', ...statuses.sql, ...filters.sql]
+  const values: unknown[] = [match, ...statuses.values, ...filters.values]
+  if (query.after) {
+    where.push(`(j.${column} ${desc ? '<' : '>'} ? OR (j.${column} = ? AND j.post_id ${desc ? '<' : '>'} ?))`)
+    values.push(query.after.value, query.after.value, query.after.postId)
+  }
+  values.push(query.limit, query.offset)
+  const rows = await io.all(
+    `SELECT j.post_id AS post_id FROM job_search CROSS JOIN job_state j ON j.post_id = job_search.rowid
+     WHERE ${where.join(' AND ')} ORDER BY j.${column} ${dir}, j.post_id ${dir} LIMIT ? OFFSET ?`,
+    values,
+  )
+  return rows.map((row) => Number(row.post_id))
+}
+
+/** Many matches: the list's ordered walk, slice by slice, keeping what the index holds. */
+async function walk(query: JobListQuery, terms: SearchTerms, match: string, io: SqliteSearchIo): Promise<number[]> {
+  const { desc } = sortOf(query.sort)
+  const dir = desc ? 'DESC' : 'ASC'
+  const want = query.offset + query.limit
+  const base: JobListQuery = { ...query, search: undefined, dataFilters: undefined, statuses: query.statuses?.length ? query.statuses : JOB_STATUSES }
+  const check = dataCheckSql('sqlite', terms.filters)
+  const hits: number[] = []
+  let after = query.after
+  for (;;) {
+    const slice = listSql({ ...base, limit: WALK_SLICE, offset: 0, after }, 'sqlite')
+    const rows = await io.all(
+      `WITH w AS (${slice.sql})
+       SELECT j.post_id AS post_id, j.sort_value AS sort_value,
+         (j.post_id IN (SELECT rowid FROM job_search WHERE job_search MATCH ?
+            AND rowid BETWEEN (SELECT MIN(post_id) FROM w) AND (SELECT MAX(post_id) FROM w))${check.sql.map((sql) => ` AND ${sql}`).join('')}) AS hit
+       FROM w AS j ORDER BY j.sort_value ${dir}, j.post_id ${dir}`,
+      [...slice.values, match, ...check.values],
+    )
+    for (const row of rows) if (Number(row.hit) === 1) hits.push(Number(row.post_id))
+    if (hits.length >= want || rows.length < WALK_SLICE) break
+    const last = rows.at(-1)!
+    after = { value: Number(last.sort_value), postId: Number(last.post_id) }
+  }
+  return hits.slice(query.offset, want)
+}
+
+/** How many jobs match, counted slice by slice along the index, stopping past `cap`. */
+export async function sqliteSearchCount(query: Filters, terms: SearchTerms, cap: number, io: SqliteSearchIo): Promise<number> {
+  const match = sqliteMatch(terms.words, terms.filters)
+  if (matchesNothing(terms) || match === null) return 0
+  const filters = otherFilters(query, terms)
+  const statuses = statusSql(query)
+  const conditions = [...statuses.sql, ...filters.sql]
+  const pass = conditions.length ? `j.post_id IS NOT NULL AND ${conditions.join(' AND ')}` : 'j.post_id IS NOT NULL'
+  let counted = 0
+  let below = Number.MAX_SAFE_INTEGER
+  for (;;) {
+    const [row] = await io.all(
+      `SELECT COUNT(*) AS seen, MIN(c.rid) AS low, COALESCE(SUM(CASE WHEN ${pass} THEN 1 ELSE 0 END), 0) AS n
+       FROM (SELECT rowid AS rid FROM job_search WHERE job_search MATCH ? AND rowid < ? ORDER BY rowid DESC LIMIT ?) c
+       LEFT JOIN job_state j ON j.post_id = c.rid`,
+      [...statuses.values, ...filters.values, match, below, COUNT_SLICE],
+    )
+    counted += Number(row?.n ?? 0)
+    if (counted >= cap || Number(row?.seen ?? 0) < COUNT_SLICE) return Math.min(counted, cap)
+    below = Number(row!.low)
+  }
+}

@@ -1,0 +1,218 @@
+import type { Knex } from 'knex'
+
+/**
+ * Full-text search over jobs (issue 17): one index row per job, keyed by its post id, over its
+ * name (post title), description, error message and the VALUES (never the keys) of its `data`
+ * and `result` JSON; plus one token per scalar of `data` reachable by a plain object path
+ * (`order.id`), so that `data.<path>=value` filters are an index lookup verified exactly.
+ *
+ * The index is kept by triggers on `posts` and `post_meta`, so it changes in the SAME
+ * transaction as the job's rows, whoever writes them (the job store's prepared statements,
+ * knex, a migration, a cleanup).
+ *
+ * - SQLite: a contentless FTS5 table (`contentless_delete=1`: rows can be replaced and deleted
+ *   without their old text; nothing is stored twice), `unicode61` words, prefix indexes of 2 and
+ *   3 characters so that short prefixes are one doclist. Column `body` holds the words, `kv`
+ *   the data tokens `k<hex(path)>x<hex(first 32 chars of the value)>`.
+ * - PostgreSQL: a `job_search` table (post_id, doc tsvector, kv text[]) with GIN indexes, kept by
+ *   statement triggers (transition tables: one refresh per statement, not per row). Words come
+ *   from the 'simple' configuration over the text with every non-alphanumeric run replaced by a
+ *   space (so both dialects split words the same way); kv elements are `path=value` (32 chars).
+ *
+ * Each indexed text is cut at 64 KB per field. Invalid JSON is indexed as plain text.
+ */
+
+/** Characters of one field that are indexed. */
+export const INDEXED_FIELD_CHARS = 65_536
+/** Characters of a data value that its `data.<path>` token keeps (filters verify the rest exactly). */
+export const KV_VALUE_CHARS = 32
+const SEARCH_KEYS = `('description', 'data', 'result', 'error_message')`
+
+export async function up(knex: Knex): Promise<void> {
+  if (isSqlite(knex)) await upSqlite(knex)
+  else await upPostgres(knex)
+}
+
+export async function down(knex: Knex): Promise<void> {
+  if (isSqlite(knex)) {
+    for (const name of ['post_insert', 'post_title', 'post_delete', 'meta_insert', 'meta_update', 'meta_delete']) {
+      await knex.raw(`DROP TRIGGER IF EXISTS job_search_${name}`)
+    }
+    await knex.raw('DROP TABLE IF EXISTS job_search')
+    return
+  }
+  for (const [table, events] of [['posts', ['insert', 'update', 'delete']], ['post_meta', ['insert', 'update', 'delete']]] as const) {
+    for (const event of events) await knex.raw(`DROP TRIGGER IF EXISTS job_search_${table}_${event} ON ${table}`)
+  }
+  for (const fn of [
+    'job_search_posts_changed()', 'job_search_meta_changed()', 'job_search_refresh(integer[])',
+    'job_search_values(jsonb, boolean)', 'jobpost_try_jsonb(text)',
+  ]) {
+    await knex.raw(`DROP FUNCTION IF EXISTS ${fn}`)
+  }
+  await knex.raw('DROP TABLE IF EXISTS job_search')
+}
+
+// ------------------------------------------------------------------------------------------------
+// SQLite
+
+/** The FTS row of post `id` (nothing when it is not a job): `SELECT rowid, body, kv`. */
+function sqliteRowSql(id: string): string {
+  const json = `CASE WHEN json_valid(m.meta_value) THEN m.meta_value ELSE json_quote(m.meta_value) END`
+  const scalar = `CASE t.type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' ELSE t.atom END`
+  // JSON is never cut (a cut document is not JSON); each value is.
+  return `SELECT p.id, p.title || ' ' || COALESCE((
+      SELECT group_concat(v, ' ') FROM (
+        SELECT substr(m.meta_value, 1, ${INDEXED_FIELD_CHARS}) AS v FROM post_meta m
+          WHERE m.post_id = p.id AND m.meta_key IN ('description', 'error_message')
+        UNION ALL
+        SELECT substr(${scalar}, 1, ${INDEXED_FIELD_CHARS}) FROM post_meta m, json_tree(${json}) t
+          WHERE m.post_id = p.id AND m.meta_key IN ('data', 'result') AND t.atom IS NOT NULL)), ''),
+    COALESCE((
+      SELECT group_concat('k' || hex(substr(t.fullkey, 3)) || 'x' || hex(substr(${scalar}, 1, ${KV_VALUE_CHARS})), ' ')
+      FROM post_meta m, json_tree(${json}) t
+      WHERE m.post_id = p.id AND m.meta_key = 'data' AND t.atom IS NOT NULL
+        AND t.fullkey GLOB '$.?*' AND substr(t.fullkey, 3) NOT GLOB '*[^A-Za-z0-9_.]*'), '')
+    FROM posts p WHERE p.id = ${id} AND p.post_type_slug = 'jobs'`
+}
+
+async function upSqlite(knex: Knex): Promise<void> {
+  await knex.raw(`
+    CREATE VIRTUAL TABLE job_search USING fts5(body, kv,
+      tokenize = 'unicode61 remove_diacritics 0', prefix = '2 3', detail = column,
+      content = '', contentless_delete = 1)`)
+  const refresh = (id: string) => `
+      DELETE FROM job_search WHERE rowid = ${id};
+      INSERT INTO job_search (rowid, body, kv) ${sqliteRowSql(id)};`
+  await knex.raw(`
+    CREATE TRIGGER job_search_post_insert AFTER INSERT ON posts WHEN NEW.post_type_slug = 'jobs' BEGIN
+      INSERT INTO job_search (rowid, body, kv) VALUES (NEW.id, NEW.title, '');
+    END`)
+  await knex.raw(`
+    CREATE TRIGGER job_search_post_title AFTER UPDATE OF title ON posts
+      WHEN NEW.post_type_slug = 'jobs' AND NEW.title IS NOT OLD.title BEGIN ${refresh('NEW.id')}
+    END`)
+  await knex.raw(`
+    CREATE TRIGGER job_search_post_delete AFTER DELETE ON posts WHEN OLD.post_type_slug = 'jobs' BEGIN
+      DELETE FROM job_search WHERE rowid = OLD.id;
+    END`)
+  await knex.raw(`
+    CREATE TRIGGER job_search_meta_insert AFTER INSERT ON post_meta WHEN NEW.meta_key IN ${SEARCH_KEYS} BEGIN ${refresh('NEW.post_id')}
+    END`)
+  await knex.raw(`
+    CREATE TRIGGER job_search_meta_update AFTER UPDATE OF meta_value ON post_meta
+      WHEN NEW.meta_key IN ${SEARCH_KEYS} AND NEW.meta_value IS NOT OLD.meta_value BEGIN ${refresh('NEW.post_id')}
+    END`)
+  await knex.raw(`
+    CREATE TRIGGER job_search_meta_delete AFTER DELETE ON post_meta WHEN OLD.meta_key IN ${SEARCH_KEYS} BEGIN ${refresh('OLD.post_id')}
+    END`)
+  // Jobs that exist already.
+  await knex.raw(`INSERT INTO job_search (rowid, body, kv) ${sqliteRowSql('p.id').replace('WHERE p.id = p.id AND', 'WHERE')}`)
+}
+
+// ------------------------------------------------------------------------------------------------
+// PostgreSQL
+
+async function upPostgres(knex: Knex): Promise<void> {
+  await knex.raw(`
+    CREATE TABLE job_search (
+      post_id integer PRIMARY KEY REFERENCES posts (id) ON DELETE CASCADE,
+      doc tsvector NOT NULL,
+      kv text[] NOT NULL DEFAULT '{}'
+    )`)
+  await knex.raw(`CREATE INDEX job_search_doc_idx ON job_search USING gin (doc)`)
+  await knex.raw(`CREATE INDEX job_search_kv_idx ON job_search USING gin (kv)`)
+  // Invalid JSON is text, not an error that would fail the job's write.
+  await knex.raw(`
+    CREATE FUNCTION jobpost_try_jsonb(value text) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE AS $fn$
+    BEGIN
+      RETURN value::jsonb;
+    EXCEPTION WHEN others THEN
+      RETURN to_jsonb(value);
+    END $fn$`)
+  // Every scalar of a JSON value with its object path ('' when it sits inside an array).
+  await knex.raw(`
+    CREATE FUNCTION job_search_values(doc jsonb, with_paths boolean) RETURNS TABLE (path text, value text)
+    LANGUAGE sql IMMUTABLE AS $fn$
+      WITH RECURSIVE t(path, v, plain) AS (
+        SELECT ''::text, doc, true
+        UNION ALL
+        SELECT CASE WHEN t.path = '' THEN c.k ELSE t.path || '.' || c.k END, c.v, t.plain AND c.plain
+        FROM t CROSS JOIN LATERAL (
+          SELECT e.key AS k, e.value AS v, e.key ~ '^[A-Za-z0-9_]+$' AS plain
+            FROM jsonb_each(CASE WHEN jsonb_typeof(t.v) = 'object' THEN t.v ELSE '{}'::jsonb END) e
+          UNION ALL
+          SELECT '', a.value, false FROM jsonb_array_elements(CASE WHEN jsonb_typeof(t.v) = 'array' THEN t.v ELSE '[]'::jsonb END) a
+        ) c
+      )
+      SELECT CASE WHEN with_paths AND plain AND path <> '' THEN path ELSE '' END, v #>> '{}'
+      FROM t WHERE jsonb_typeof(v) IN ('string', 'number', 'boolean')
+    $fn$`)
+  await knex.raw(`
+    CREATE FUNCTION job_search_refresh(ids integer[]) RETURNS void LANGUAGE sql AS $fn$
+      DELETE FROM job_search s WHERE s.post_id = ANY(ids)
+        AND NOT EXISTS (SELECT 1 FROM posts p WHERE p.id = s.post_id);
+      INSERT INTO job_search (post_id, doc, kv)
+      SELECT p.id,
+        to_tsvector('simple', regexp_replace(p.title || ' ' || COALESCE((
+          SELECT string_agg(v, ' ') FROM (
+            SELECT left(m.meta_value, ${INDEXED_FIELD_CHARS}) AS v FROM post_meta m
+              WHERE m.post_id = p.id AND m.meta_key IN ('description', 'error_message')
+            UNION ALL
+            SELECT left(x.value, ${INDEXED_FIELD_CHARS}) FROM post_meta m CROSS JOIN LATERAL job_search_values(jobpost_try_jsonb(m.meta_value), false) x
+              WHERE m.post_id = p.id AND m.meta_key IN ('data', 'result')) f), ''), '[^[:alnum:]]+', ' ', 'g')),
+        COALESCE((
+          SELECT array_agg(DISTINCT x.path || '=' || left(x.value, ${KV_VALUE_CHARS}))
+          FROM post_meta m CROSS JOIN LATERAL job_search_values(jobpost_try_jsonb(m.meta_value), true) x
+          WHERE m.post_id = p.id AND m.meta_key = 'data' AND x.path <> ''), '{}')
+      FROM posts p WHERE p.id = ANY(ids) AND p.post_type_slug = 'jobs'
+      ON CONFLICT (post_id) DO UPDATE SET doc = EXCLUDED.doc, kv = EXCLUDED.kv;
+    $fn$`)
+  await knex.raw(`
+    CREATE FUNCTION job_search_posts_changed() RETURNS trigger LANGUAGE plpgsql AS $fn$
+    BEGIN
+      IF TG_OP = 'DELETE' THEN
+        RETURN NULL; -- the index row goes with the post (ON DELETE CASCADE)
+      ELSIF TG_OP = 'INSERT' THEN
+        -- Posts whose indexed meta came in the same statement are refreshed once, by the meta trigger.
+        PERFORM job_search_refresh(ARRAY(SELECT n.id FROM new_rows n WHERE n.post_type_slug = 'jobs'
+          AND NOT EXISTS (SELECT 1 FROM post_meta m WHERE m.post_id = n.id AND m.meta_key IN ${SEARCH_KEYS})));
+      ELSE
+        PERFORM job_search_refresh(ARRAY(
+          SELECT n.id FROM new_rows n JOIN old_rows o ON o.id = n.id
+          WHERE n.post_type_slug = 'jobs' AND n.title IS DISTINCT FROM o.title));
+      END IF;
+      RETURN NULL;
+    END $fn$`)
+  await knex.raw(`
+    CREATE FUNCTION job_search_meta_changed() RETURNS trigger LANGUAGE plpgsql AS $fn$
+    DECLARE ids integer[];
+    BEGIN
+      IF TG_OP = 'INSERT' THEN
+        ids := ARRAY(SELECT DISTINCT post_id FROM new_rows WHERE meta_key IN ${SEARCH_KEYS});
+      ELSIF TG_OP = 'DELETE' THEN
+        ids := ARRAY(SELECT DISTINCT post_id FROM old_rows WHERE meta_key IN ${SEARCH_KEYS});
+      ELSE
+        ids := ARRAY(SELECT DISTINCT n.post_id FROM new_rows n
+          WHERE n.meta_key IN ${SEARCH_KEYS}
+            AND NOT EXISTS (SELECT 1 FROM old_rows o WHERE o.post_id = n.post_id AND o.meta_key = n.meta_key AND o.meta_value IS NOT DISTINCT FROM n.meta_value));
+      END IF;
+      IF cardinality(ids) > 0 THEN
+        PERFORM job_search_refresh(ids);
+      END IF;
+      RETURN NULL;
+    END $fn$`)
+  for (const event of ['insert', 'update', 'delete'] as const) {
+    const refs = event === 'insert' ? 'NEW TABLE AS new_rows' : event === 'delete' ? 'OLD TABLE AS old_rows' : 'OLD TABLE AS old_rows NEW TABLE AS new_rows'
+    await knex.raw(`CREATE TRIGGER job_search_posts_${event} AFTER ${event.toUpperCase()} ON posts REFERENCING ${refs}
+      FOR EACH STATEMENT EXECUTE FUNCTION job_search_posts_changed()`)
+    await knex.raw(`CREATE TRIGGER job_search_post_meta_${event} AFTER ${event.toUpperCase()} ON post_meta REFERENCING ${refs}
+      FOR EACH STATEMENT EXECUTE FUNCTION job_search_meta_changed()`)
+  }
+  // Jobs that exist already.
+  await knex.raw(`SELECT job_search_refresh(ARRAY(SELECT id FROM posts WHERE post_type_slug = 'jobs'))`)
+}
+
+function isSqlite(knex: Knex): boolean {
+  return String(knex.client.dialect).startsWith('sqlite')
+}
