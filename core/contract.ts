@@ -213,8 +213,12 @@ export type ServerMessage =
   | { type: 'job_deleted'; jobId: string }
   | { type: 'pong' }
   | { type: 'error'; error: ApiError }
+  /** New lines of a job after `subscribe_logs` (issue 15). */
+  | JobLogMessage
+  /** A `subscribe_logs` refused: `code` NOT_FOUND (unknown or not visible), RATE_LIMITED (too many). */
+  | { type: 'error'; code: ErrorCode; jobId: string | null; error: ApiError }
 
-export type ClientMessage = { type: 'ping' }
+export type ClientMessage = { type: 'ping' } | LogSubscriptionMessage
 
 // ---------------------------------------------------------------------------------------------
 // Admin routes of issue 14 (and the shapes of issue 15's logs and attempts), as API.md gives them.
@@ -278,4 +282,36 @@ export interface JobAttempt {
   durationMs: number | null
   outcome: AttemptOutcome
   error: string | { message: string; stack?: string | null; [key: string]: unknown } | null
+}
+
+// ---------------------------------------------------------------------------------------------
+// Chains drawn as chains (issue 16): GET /api/v1/jobs/:jobId/chain
+
+/** Where a step of a chain is: its job's status, or why it has no job. */
+export type ChainStepState = JobStatus | 'waiting' | 'never_created'
+
+/** One step of a chain, as the chain's detail draws it. */
+export interface ChainStepView {
+  index: number
+  type: string
+  name: string
+  /** The step's job; null while it waits for the step before it, or when the chain ended first. */
+  job: Job | null
+  /** The job's status; `waiting`: not created yet; `never_created`: the chain ended before it. */
+  state: ChainStepState
+  /** startedAt → completedAt (or now, while it runs); null when it never started. */
+  durationMs: number | null
+  /** One line of its result (or its error), at most 120 characters. */
+  summary: string | null
+  /** Template links: the earlier steps whose output this step's payload reads, with the paths read. */
+  uses: { step: number; path: string }[]
+  /** The step that failed (or was cancelled) and so ended the chain. */
+  failed: boolean
+}
+
+export interface ChainView {
+  chain: Job
+  steps: ChainStepView[]
+  /** Index of the step that ended the chain, or null. */
+  failedStep: number | null
 }

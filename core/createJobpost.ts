@@ -229,6 +229,8 @@ async function assemble(
         await realtime.close()
         await jobsService.runtime.stop({ graceMs: closeOptions.graceMs })
         await jobsService.workflows.stop()
+        // Log lines and attempt rows still waiting are written before the database closes.
+        await jobsService.logs.close()
         await httpClosed
         await cluster.stop()
         jobsService.jobs.close()

@@ -133,7 +133,8 @@ async function copyLegacyJobs(knex: Knex, sqlite: boolean): Promise<void> {
   )
   // Jobs no longer need author rows: created_by is a column.
   await knex.raw(`DELETE FROM post_authors WHERE post_id IN (SELECT post_id FROM job_state)`)
-  for (const key of ['queue_order', 'locked_until', 'parent_job_id']) {
+  // Only jobs had these keys (batch items keep parent_job_id and its index).
+  for (const key of ['queue_order', 'locked_until']) {
     await knex.raw(`DROP INDEX IF EXISTS post_meta_${key}_idx`)
   }
 }
@@ -285,7 +286,7 @@ export async function down(knex: Knex): Promise<void> {
   await knex.raw(`INSERT INTO post_meta (post_id, meta_key, meta_value) SELECT post_id, 'metadata', '{}' FROM job_state j
     WHERE NOT EXISTS (SELECT 1 FROM post_meta m WHERE m.post_id = j.post_id AND m.meta_key = 'metadata')`)
   await knex.raw(`INSERT INTO post_authors (post_id, user_id) SELECT post_id, created_by FROM job_state WHERE created_by IS NOT NULL`)
-  for (const key of ['queue_order', 'locked_until', 'parent_job_id']) {
+  for (const key of ['queue_order', 'locked_until']) {
     await knex.raw(`CREATE INDEX IF NOT EXISTS post_meta_${key}_idx ON post_meta (meta_value, post_id) WHERE meta_key = '${key}'`)
   }
   await knex.schema.dropTableIfExists('job_minute_counts')

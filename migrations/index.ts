@@ -5,6 +5,7 @@ import * as wsTicketSession from './003_ws_ticket_session.js'
 import * as jobState from './004_job_state.js'
 import * as notificationDismissals from './006_notification_dismissals.js'
 import * as rateLimits from './005_rate_limits.js'
+import * as jobLogs from './007_job_logs.js'
 import * as jobSearch from './008_job_search.js'
 
 /** Every migration, in order. Listed explicitly so the same list runs from source, tests and CLI. */
@@ -15,6 +16,7 @@ const MIGRATIONS: Record<string, Knex.Migration> = {
   '004_job_state': jobState,
   '005_rate_limits': rateLimits,
   '006_notification_dismissals': notificationDismissals,
+  '007_job_logs': jobLogs,
   '008_job_search': jobSearch,
 }
 

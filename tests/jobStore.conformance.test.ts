@@ -96,12 +96,12 @@ function conformance(label: string, open: () => Promise<{ db: Database; drop(): 
       const [job] = await claimOne('fence')
       const { postId, attemptToken } = job!.state
       // Wrong token: refused; right token from a status not allowed: refused.
-      expect(await store.complete([{ postId, token: 'stale', status: 'completed', result: '1', now: T0 + 2000 }])).toEqual([null])
+      expect(await store.complete([{ postId, token: 'stale', status: 'completed', result: '1', clearError: false, now: T0 + 2000 }])).toEqual([null])
       expect(await store.change({ postId, from: ['pending'], token: attemptToken!, set: { status: 'failed' } }, T0 + 2000)).toBeNull()
       // Cancelled (token retired): the attempt's late completion is refused.
       const cancelled = await store.change({ postId, from: ['running'], set: { status: 'cancelled', attemptToken: null, lockedUntil: null, completedAt: T0 + 2000 } }, T0 + 2000)
       expect(cancelled).toMatchObject({ status: 'cancelled', attemptToken: null })
-      expect(await store.complete([{ postId, token: attemptToken!, status: 'completed', result: '1', now: T0 + 3000 }])).toEqual([null])
+      expect(await store.complete([{ postId, token: attemptToken!, status: 'completed', result: '1', clearError: false, now: T0 + 3000 }])).toEqual([null])
       expect(await store.renewLeases([attemptToken!], T0 + 99_000, T0 + 3000)).toEqual([])
       expect((await store.getByPostIds([postId]))[0]!.state.status).toBe('cancelled')
     })
@@ -112,8 +112,8 @@ function conformance(label: string, open: () => Promise<{ db: Database; drop(): 
       const claimed = await store.claim({ slots: [['batch', 2]], limit: 2, now: T0 + 1000, leaseMs: 30_000 })
       await store.change({ postId: claimed[0]!.state.postId, from: ['running'], set: {}, meta: { error_message: 'earlier attempt' } }, T0 + 1000)
       const results = await Promise.all([
-        store.complete([{ postId: claimed[0]!.state.postId, token: claimed[0]!.state.attemptToken!, status: 'completed', result: '{"n":1}', now: T0 + 2000 }]),
-        store.complete([{ postId: claimed[1]!.state.postId, token: 'not-its-token', status: 'completed', result: '{"n":2}', now: T0 + 2000 }]),
+        store.complete([{ postId: claimed[0]!.state.postId, token: claimed[0]!.state.attemptToken!, status: 'completed', result: '{"n":1}', clearError: true, now: T0 + 2000 }]),
+        store.complete([{ postId: claimed[1]!.state.postId, token: 'not-its-token', status: 'completed', result: '{"n":2}', clearError: false, now: T0 + 2000 }]),
       ])
       expect(results[0]![0]).toMatchObject({ status: 'completed', progress: 100, completedAt: T0 + 2000, attemptToken: null, lockedUntil: null })
       expect(results[1]).toEqual([null])

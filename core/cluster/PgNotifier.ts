@@ -23,6 +23,8 @@ export interface PgNotifierOptions {
   /** Called after a reconnect: notifications sent while we were away are lost. */
   onReconnect?(): void
   channel?: string
+  /** More channels to LISTEN on this connection, each with its handler (job log lines: core/logs). */
+  channels?: Record<string, (payload: string) => void>
   /** Events are gathered this long and sent as one NOTIFY (progress of one job collapses). */
   flushMs?: number
   reconnectMinMs?: number
@@ -148,6 +150,7 @@ export class PgNotifier {
       application_name: LISTEN_APPLICATION_NAME,
     })
     client.on('notification', (message) => {
+      if (message.channel !== this.channel && message.payload) return void this.options.channels?.[message.channel]?.(message.payload)
       if (message.channel !== this.channel || !message.payload) return
       const events = decode(message.payload, this.options.instanceId)
       if (events.length) this.options.onEvents(events)
@@ -161,6 +164,9 @@ export class PgNotifier {
     try {
       await client.connect()
       await client.query(`LISTEN ${this.channel}`)
+      for (const channel of Object.keys(this.options.channels ?? {})) {
+        if (/^[a-z_][a-z0-9_]{0,62}$/.test(channel)) await client.query(`LISTEN ${channel}`)
+      }
     } catch (error) {
       this.client = undefined
       await client.end().catch(() => undefined)

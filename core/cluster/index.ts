@@ -9,6 +9,7 @@ import type { JobRuntime } from '../runtime/JobRuntime.js'
 import type { PostStore } from '../store/PostStore.js'
 import { followDatabaseClock } from './databaseClock.js'
 import { InstanceRegistry } from './InstanceRegistry.js'
+import { decodeLogNotice, LOG_CHANNEL } from '../logs/notice.js'
 import { PgNotifier, type ClusterEvent } from './PgNotifier.js'
 
 export { InstanceRegistry, INSTANCE_POST_TYPE } from './InstanceRegistry.js'
@@ -78,6 +79,13 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       instanceId,
       logger: log,
       onEvents: (events) => relay.receive(events),
+      // New log lines elsewhere: subscribers here read them after their last seq (core/logs).
+      channels: {
+        [LOG_CHANNEL]: (payload) => {
+          for (const [jobId, seq] of decodeLogNotice(payload, instanceId)) realtime.logs?.fanout.remote(jobId, seq)
+        },
+      },
+      onReconnect: () => realtime.logs?.fanout.resync(),
     })
     await notifier.start()
     const link = notifier

@@ -5,6 +5,12 @@ import { sendData } from '../http/envelope.js'
 import { requireCapability, requireJsonBody } from '../http/middleware.js'
 import { parseOrThrow } from '../registry/jobInput.js'
 import { chainOptionsSchema, chainStepSchema, MAX_CHAIN_STEPS, type ChainEngine } from '../workflows/chains.js'
+import type { Clock } from '../clock.js'
+import { JobNotFoundError, ValidationError } from '../errors.js'
+import type { RegisterJobs } from '../registry/RegisterJobs.js'
+import { CHAIN_JOB_TYPE } from '../workflows/chains.js'
+import { describeChain } from '../workflows/chainView.js'
+import { canSeeJob } from './JobsController.js'
 
 const chainBodySchema = chainOptionsSchema.omit({ createdBy: true }).extend({
   steps: z.array(chainStepSchema).min(1, 'a chain needs at least one step').max(MAX_CHAIN_STEPS),
@@ -15,7 +21,18 @@ const chainBodySchema = chainOptionsSchema.omit({ createdBy: true }).extend({
  * payload?, name?, priority?, maxAttempts?, timeout? }] }` → 201 with the parent job. The chain and
  * its steps belong to the caller, so users without read_jobs see them like their other jobs.
  */
-export function mountChainRoutes(router: Router, options: { chains: ChainEngine }): void {
+export function mountChainRoutes(router: Router, options: { chains: ChainEngine; jobs?: RegisterJobs; clock?: Clock }): void {
+  const { jobs, clock } = options
+  if (jobs && clock) {
+    // GET /api/v1/jobs/:jobId/chain: the chain's steps as its detail draws them (core/workflows/chainView.ts).
+    router.get('/:jobId/chain', async (req, res) => {
+      const jobId = String(req.params.jobId)
+      if (!/^[0-9a-f-]{36}$/i.test(jobId)) throw new ValidationError('jobId must be a UUID.')
+      const parent = await jobs.getJobRecord(jobId)
+      if (!parent || parent.type !== CHAIN_JOB_TYPE || !canSeeJob(req.user!, parent)) throw new JobNotFoundError(jobId)
+      sendData(res, await describeChain(jobs, parent, clock.now()))
+    })
+  }
   router.post('/chain', requireCapability('create_jobs'), requireJsonBody, async (req, res) => {
     const { steps, ...rest } = parseOrThrow(chainBodySchema, req.body)
     assertMaySetPrivilegedFields(req.user!, { source: rest.source, priority: Math.max(0, ...steps.map((step) => step.priority ?? 0)) })

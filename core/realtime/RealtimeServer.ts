@@ -1,7 +1,7 @@
 import type { IncomingMessage, Server } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer, type WebSocket } from 'ws'
-import type { Job, PublicUser, ServerMessage } from '../contract.js'
+import type { ErrorCode, Job, JobLogMessage, PublicUser, ServerMessage } from '../contract.js'
 import { systemClock, type Clock } from '../clock.js'
 import type { AuthService } from '../auth/AuthService.js'
 import { canSeeAllJobs } from '../auth/capabilities.js'
@@ -27,7 +27,19 @@ export interface RealtimeOptions {
   maxBufferedBytes?: number
   slowClientGraceMs?: number
   maxConnectionsPerAddress?: number
+  /** Log subscriptions (`subscribe_logs`) one socket may hold at once. */
+  maxLogSubscriptions?: number
 }
+
+/** Live job logs (core/logs JobLogs): who may see a job, and its new lines. */
+export interface LogFeed {
+  findJob(jobId: string): Promise<{ id: number; jobId: string; createdBy: number | null } | null>
+  subscribe(job: { jobId: string; postId: number }, send: (message: JobLogMessage) => void): Promise<{ close(): void }>
+  /** Lines of a job another instance wrote, up to `seq` (core/cluster). */
+  readonly fanout: { remote(jobId: string, seq: number): void; resync(): void }
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 interface Client {
   socket: WebSocket
@@ -38,6 +50,8 @@ interface Client {
   alive: boolean
   /** When its unsent bytes first passed maxBufferedBytes (cleared once under again). */
   slowSince?: number
+  /** Log subscriptions by job id (null while the subscription is being set up). */
+  logs: Map<string, { close(): void } | null>
 }
 
 interface JobPacing {
@@ -60,6 +74,7 @@ export class RealtimeServer {
   private readonly options: Required<Omit<RealtimeOptions, 'allowedOrigins' | 'clock'>> & { allowedOrigins: string[] }
   private heartbeat?: NodeJS.Timeout
   private closed = false
+  private logFeed?: LogFeed
   private readonly servers = new Map<Server, (req: IncomingMessage, socket: Duplex, head: Buffer) => void>()
 
   constructor(options: RealtimeOptions) {
@@ -72,6 +87,7 @@ export class RealtimeServer {
       maxBufferedBytes: 1024 * 1024,
       slowClientGraceMs: 5000,
       maxConnectionsPerAddress: 50,
+      maxLogSubscriptions: 20,
       ...options,
       allowedOrigins: options.allowedOrigins ?? [],
     }
@@ -82,6 +98,16 @@ export class RealtimeServer {
 
   get clientCount(): number {
     return this.clients.size
+  }
+
+  /** Serves `subscribe_logs` / `unsubscribe_logs` from this feed (core/logs). */
+  attachLogs(feed: LogFeed): void {
+    this.logFeed = feed
+  }
+
+  /** The attached log feed (core/cluster hands it other instances' lines). */
+  get logs(): LogFeed | undefined {
+    return this.logFeed
   }
 
   attach(server: Server): void {
@@ -271,7 +297,7 @@ export class RealtimeServer {
   }
 
   private accept(socket: WebSocket, user: PublicUser, session: string, address: string) {
-    const client: Client = { socket, user, session, address, alive: true }
+    const client: Client = { socket, user, session, address, alive: true, logs: new Map() }
     this.clients.add(client)
     socket.on('pong', () => {
       client.alive = true
@@ -279,6 +305,8 @@ export class RealtimeServer {
     socket.on('message', (raw, isBinary) => this.onMessage(client, raw.toString(), isBinary))
     socket.on('error', () => socket.terminate())
     socket.on('close', () => {
+      for (const subscription of client.logs.values()) subscription?.close()
+      client.logs.clear()
       this.clients.delete(client)
       this.release(address)
     })
@@ -298,7 +326,53 @@ export class RealtimeServer {
       client.socket.send(JSON.stringify({ type: 'pong' } satisfies ServerMessage))
       return
     }
+    const type = message && typeof message === 'object' ? (message as { type?: unknown }).type : undefined
+    if ((type === 'subscribe_logs' || type === 'unsubscribe_logs') && this.logFeed) {
+      const jobId = (message as { jobId?: unknown }).jobId
+      if (typeof jobId !== 'string' || !UUID.test(jobId)) return this.sendError(client, 'VALIDATION_FAILED', null, 'jobId must be a job UUID.')
+      if (type === 'unsubscribe_logs') {
+        client.logs.get(jobId)?.close()
+        client.logs.delete(jobId)
+        return
+      }
+      void this.subscribeLogs(client, jobId, this.logFeed)
+      return
+    }
     const reply: ServerMessage = { type: 'error', error: { code: 'VALIDATION_FAILED', message: 'Unknown message; send {"type":"ping"}.' } }
+    client.socket.send(JSON.stringify(reply))
+  }
+
+  /** A job's live log for this client, if it may see the job (else NOT_FOUND, as over REST). */
+  private async subscribeLogs(client: Client, jobId: string, feed: LogFeed) {
+    if (client.logs.has(jobId)) return
+    if (client.logs.size >= this.options.maxLogSubscriptions) {
+      return this.sendError(client, 'RATE_LIMITED', jobId, `At most ${this.options.maxLogSubscriptions} log subscriptions per connection.`)
+    }
+    client.logs.set(jobId, null)
+    const stillWanted = () => client.logs.has(jobId) && client.socket.readyState === client.socket.OPEN
+    try {
+      const job = await feed.findJob(jobId)
+      if (!job || (!canSeeAllJobs(client.user) && job.createdBy !== client.user.id)) {
+        client.logs.delete(jobId)
+        return this.sendError(client, 'NOT_FOUND', jobId, 'No such job.')
+      }
+      if (!stillWanted()) return void client.logs.delete(jobId)
+      const subscription = await feed.subscribe({ jobId, postId: job.id }, (message) => {
+        if (client.socket.readyState !== client.socket.OPEN || this.dropIfTooSlow(client)) return
+        client.socket.send(JSON.stringify(message))
+      })
+      if (stillWanted() && client.logs.get(jobId) === null) client.logs.set(jobId, subscription)
+      else subscription.close()
+    } catch (error) {
+      client.logs.delete(jobId)
+      this.options.logger.warn({ err: error, jobId }, 'Could not subscribe to a job log')
+      this.sendError(client, 'DATABASE_UNAVAILABLE', jobId, 'Could not subscribe right now.')
+    }
+  }
+
+  private sendError(client: Client, code: ErrorCode, jobId: string | null, message: string) {
+    if (client.socket.readyState !== client.socket.OPEN) return
+    const reply: ServerMessage = { type: 'error', code, jobId, error: { code, message } }
     client.socket.send(JSON.stringify(reply))
   }
 

@@ -1,4 +1,5 @@
-import type { Job } from '../contract.js'
+import type { Job, LogLevel } from '../contract.js'
+import { jobLogsFor } from '../logs/index.js'
 import { JobNotFoundError } from '../errors.js'
 import type { RegisterJobs } from './RegisterJobs.js'
 import { toPublicJob } from './jobRecord.js'
@@ -16,7 +17,14 @@ export class JobHandle {
   ) {}
 
   async start(): Promise<Job> {
-    return toPublicJob(await this.registry.start(this.jobId))
+    const record = await this.registry.start(this.jobId)
+    jobLogsFor(this.registry)?.trackedStarted(record)
+    return toPublicJob(record)
+  }
+
+  /** A line of the job's log (`debug`, `info`, `warn`, `error`; written in batches, core/logs). */
+  log(message: string, fields?: Record<string, unknown>, level?: LogLevel): void {
+    jobLogsFor(this.registry)?.logByJobId(this.jobId, { message, fields, level })
   }
 
   async updateProgress(progress: number, metadata?: Record<string, unknown>): Promise<Job> {

@@ -422,9 +422,11 @@ export class RegisterJobs {
     assertJsonValue(result ?? null, 'result')
     return this.serialize(attempt.jobId, async () => {
       const now = this.clock.now()
-      const encoded = encodeJson(result)
+      // No row for a null result (it reads back as null); no delete when there is no error.
+      const encoded = result == null ? null : encodeJson(result)
+      const clearError = attempt.stored.meta[META.errorMessage] !== undefined
       const [state] = await this.store.complete([
-        { postId: attempt.id, token, status: options.withErrors ? 'completed_with_errors' : 'completed', result: encoded, now },
+        { postId: attempt.id, token, status: options.withErrors ? 'completed_with_errors' : 'completed', result: encoded, clearError, now },
       ])
       if (!state) throw await this.whyRefused(attempt.jobId, token, options.withErrors ? 'completeWithErrors' : 'complete')
       const record = recordAfter(attempt, state, { [META.result]: encoded, [META.errorMessage]: null })

@@ -3,6 +3,7 @@ import type { Clock } from '../clock.js'
 import { coerceError, IllegalTransitionError, LeaseLostError, UnrecoverableError } from '../errors.js'
 import type { HookRegistry } from '../hooks/Hooks.js'
 import type { Logger } from '../logger.js'
+import { outcomeOfAbort, type AttemptEnd, type JobLogs } from '../logs/index.js'
 import { toPublicJob, type JobRecord } from '../registry/jobRecord.js'
 import type { RegisterJobs } from '../registry/RegisterJobs.js'
 import { backoffDelay } from './backoff.js'
@@ -23,6 +24,8 @@ export interface JobRuntimeOptions {
   /** How often expired leases are recovered. */
   recoveryIntervalMs?: number
   workerId?: string
+  /** Job logs and attempt history (core/logs): `ctx.log` lines and one row per attempt. */
+  logs?: JobLogs
 }
 
 interface Running {
@@ -251,6 +254,9 @@ export class JobRuntime {
     })
     aborted.catch(() => undefined)
     const log = logger.child({ jobId: record.jobId, type: record.type, attempt: record.attempts, worker: this.workerId })
+    const jobLogs = this.options.logs
+    const recorder = jobLogs?.beginAttempt({ postId: record.id, jobId: record.jobId, attempt: record.attempts, instance: this.workerId })
+    let end: AttemptEnd = { outcome: 'completed' }
     try {
       const job = { ...toPublicJob(record), data: record.data }
       const result = await Promise.race([
@@ -258,7 +264,10 @@ export class JobRuntime {
           processor.handler(job, {
             signal: controller.signal,
             attempt: record.attempts,
-            log: (message, fields) => log.info(fields ?? {}, message),
+            log: (message, fields, level) =>
+              jobLogs
+                ? jobLogs.log({ jobId: record.jobId, postId: record.id, attempt: record.attempts, message, fields, level })
+                : log.info(fields ?? {}, message),
             updateProgress: async (progress, metadata) => {
               if (controller.signal.aborted) return
               // The attempt's record follows its own writes, so each one needs no read first.
@@ -269,11 +278,14 @@ export class JobRuntime {
         aborted,
       ])
       const failure = returnedFailure(result)
+      if (failure) end = { outcome: 'failed', error: failure.message }
       if (failure) await this.settleFailure(entry.record, processor, failure)
       else if (result instanceof CompletedWithErrors) await jobs.completeAttempt(entry.record, result.result, { withErrors: true })
       // Group-committed with the other completions of this turn, fenced by the attempt token.
       else await jobs.completeAttempt(entry.record, result)
     } catch (thrown) {
+      end = thrown instanceof AttemptAborted ? { outcome: outcomeOfAbort(thrown.reason) } : { outcome: 'failed', error: thrown }
+      if (end.outcome === 'timeout') end.error = `Timed out after ${timeoutMs} ms.`
       if (thrown instanceof AttemptAborted) {
         await this.settleAbort(entry.record, processor, thrown)
       } else {
@@ -286,6 +298,7 @@ export class JobRuntime {
       }
     } finally {
       clearTimeout(timer)
+      recorder?.end(end)
     }
   }
 
@@ -381,6 +394,7 @@ export class JobRuntime {
       const delay = processor ? backoffDelay(processor.backoff, record.attempts) : 0
       const result = await this.options.jobs.recoverExpiredLease(record, delay)
       if (result) {
+        this.options.logs?.endOpenAttempt({ postId: record.id, attempt: record.attempts, outcome: 'lease_expired', error: 'The lease expired: the process running the attempt stopped or stalled.' })
         recovered++
         this.options.logger.warn({ jobId: record.jobId, status: result.status }, 'Recovered a job whose lease expired')
       }

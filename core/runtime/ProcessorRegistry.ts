@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import type { Job } from '../contract.js'
+import type { Job, LogLevel } from '../contract.js'
 import { ValidationError } from '../errors.js'
 import { JOB_TYPE_PATTERN, MAX_TIMEOUT_MS, describeIssues } from '../registry/jobInput.js'
 import { DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js'
@@ -9,7 +9,7 @@ export interface ProcessorContext {
   /** Aborts on cancel, timeout and shutdown. */
   signal: AbortSignal
   updateProgress(progress: number, metadata?: Record<string, unknown>): Promise<void>
-  log(message: string, fields?: Record<string, unknown>): void
+  log(message: string, fields?: Record<string, unknown>, level?: LogLevel): void
   /** 1 for the first attempt. */
   attempt: number
 }

@@ -110,7 +110,7 @@ export function createWorkflows(options: WorkflowsOptions): Workflows {
     batches,
     chains,
     retention,
-    extendJobsRouter: (router) => mountChainRoutes(router, { chains }),
+    extendJobsRouter: (router) => mountChainRoutes(router, { chains, jobs, clock: context.clock }),
     exportJob: (record, format) => exportJob({ jobs, batches }, record, format),
     hooksFor: (owner) => ({
       scheduleJob: (input) => scheduler.schedule(input, owner),

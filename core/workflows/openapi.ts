@@ -68,6 +68,15 @@ export function addWorkflowPaths(document: Json): Json {
           responses: { 201: envelope({ $ref: '#/components/schemas/Job' }), ...errors(400, 401, 403, 415) },
         },
       },
+      '/jobs/{jobId}/chain': {
+        get: {
+          ...secured,
+          summary:
+            'A chain drawn as a chain: { chain, steps: [{ index, type, name, job (null when not created), state (a status, waiting or never_created), durationMs, summary, uses: [{ step, path }] (template links to earlier steps), failed }], failedStep }',
+          parameters: [{ name: 'jobId', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } }],
+          responses: { 200: envelope({ type: 'object' }), ...errors(400, 401, 404) },
+        },
+      },
     },
   }
 }

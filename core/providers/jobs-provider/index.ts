@@ -1,9 +1,12 @@
+import os from 'node:os'
 import { JOB_CHANGE_EVENTS } from '../../contract.js'
 import { createJobsController } from '../../controllers/JobsController.js'
 import { createNotificationsController } from '../../controllers/NotificationsController.js'
 import { NotificationStore } from '../../store/NotificationStore.js'
 import { ValidationError } from '../../errors.js'
 import { JobCreationLimits } from '../../limits/JobCreationLimits.js'
+import { attachJobLogs, JobLogs } from '../../logs/index.js'
+import { mountJobLogRoutes } from '../../controllers/JobLogsController.js'
 import { SqlRateBuckets } from '../../limits/RateBuckets.js'
 import { scanSvg } from '../../security/sanitizeSvg.js'
 import type { EnqueueJobInput, JobsHooks } from '../../hooks/pluginHooks.js'
@@ -22,6 +25,8 @@ export interface JobsService {
   jobs: RegisterJobs
   processors: ProcessorRegistry
   runtime: JobRuntime
+  /** Job logs and attempt history (core/logs). */
+  logs: JobLogs
   /** Schedules, batches, chains, retention (core/workflows). */
   workflows: Workflows
   /** The job API for one plugin (its name becomes the default `source` and the error owner). */
@@ -42,7 +47,26 @@ const jobsProvider: Provider<JobsService> = ({ hooks, context }) => {
     logger: context.logger,
     queueDefaults: (type) => processors.get(type),
   })
+  const workerId = `${os.hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`
+  const logs = new JobLogs({
+    knex: context.store.db.knex,
+    clock: context.clock,
+    logger: context.logger,
+    instanceId: workerId,
+    findJob: (jobId) => jobs.getJobRecord(jobId),
+  })
+  attachJobLogs(jobs, logs)
+  // Attempts of tracked jobs (no processor here) end however they end: handle, REST, recovery.
+  const trackedOutcomes = { 'job:completed': 'completed', 'job:failed': 'failed', 'job:cancelled': 'cancelled', 'job:paused': 'paused' } as const
+  for (const [event, outcome] of Object.entries(trackedOutcomes) as [keyof typeof trackedOutcomes, (typeof trackedOutcomes)[keyof typeof trackedOutcomes]][]) {
+    context.hookRegistry.on(event, ({ job }) => {
+      if (!processors.has(job.type)) logs.trackedEnded({ id: job.id, jobId: job.jobId }, { outcome, error: job.errorMessage })
+    })
+  }
+  context.realtime.attachLogs(logs)
   const runtime = new JobRuntime({
+    workerId,
+    logs,
     jobs,
     processors,
     hooks: context.hookRegistry,
@@ -74,7 +98,10 @@ const jobsProvider: Provider<JobsService> = ({ hooks, context }) => {
     countPending: (owner) => jobs.pendingCount(owner),
     ...context.config.jobLimits,
   })
-  context.addApiRouter('/jobs', createJobsController({ auth: context.auth, jobs, exportJob: workflows.exportJob, extend: workflows.extendJobsRouter, limits, bulk }))
+  context.addApiRouter('/jobs', createJobsController({ auth: context.auth, jobs, exportJob: workflows.exportJob, extend: (router) => {
+    workflows.extendJobsRouter(router)
+    mountJobLogRoutes(router, { jobs, logs })
+  }, limits, bulk }))
 
   /** What the schema cannot know: the icon's size and depth, and that createdBy and parentJobId exist. */
   const checkInputs = async (inputs: readonly { iconSvg?: unknown; createdBy?: unknown; parentJobId?: unknown }[]) => {
@@ -118,7 +145,7 @@ const jobsProvider: Provider<JobsService> = ({ hooks, context }) => {
     }
   }
 
-  return { jobs, processors, runtime, workflows, hooksFor }
+  return { jobs, processors, runtime, logs, workflows, hooksFor }
 }
 
 export default jobsProvider

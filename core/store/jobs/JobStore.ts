@@ -87,7 +87,10 @@ export interface JobCompletion {
   postId: number
   token: string
   status: 'completed' | 'completed_with_errors'
-  result: string
+  /** The result as JSON, or null for none (a null or undefined result: no meta row). */
+  result: string | null
+  /** The job has an error message from an earlier attempt, to remove. */
+  clearError: boolean
   now: number
 }
 

@@ -330,7 +330,7 @@ export class PostgresJobStore implements JobStore {
            RETURNING j.*),
          results AS (
            INSERT INTO post_meta (post_id, meta_key, meta_value) SELECT d.post_id, 'result', v.result FROM done d JOIN v ON v.post_id = d.post_id
-           ON CONFLICT (post_id, meta_key) DO UPDATE SET meta_value = EXCLUDED.meta_value),
+           WHERE v.result IS NOT NULL ON CONFLICT (post_id, meta_key) DO UPDATE SET meta_value = EXCLUDED.meta_value),
          cleared AS (DELETE FROM post_meta WHERE meta_key = 'error_message' AND post_id IN (SELECT post_id FROM done))
          SELECT * FROM done`,
         [all.map((c) => c.postId), all.map((c) => c.token), all.map((c) => c.status), all.map((c) => c.result), all.map((c) => c.now)],

@@ -341,7 +341,10 @@ export class SqliteJobStore implements JobStore {
               lockedUntil: null,
               pausedFrom: null,
             },
-            meta: { result: completion.result, error_message: null },
+            meta: {
+              ...(completion.result !== null ? { result: completion.result } : {}),
+              ...(completion.clearError ? { error_message: null } : {}),
+            },
           },
           completion.now,
         ),

@@ -1,0 +1,254 @@
+import type { Knex } from 'knex'
+import type { AttemptOutcome, JobAttempt, JobLogLine, LogLevel } from '../contract.js'
+import { LOG_LINE_CAP, type PendingLine } from './logLine.js'
+
+/** Rows per INSERT statement (7 parameters each: under SQLite's 32,766 and PostgreSQL's 65,535). */
+const INSERT_CHUNK = 1000
+
+export interface FlushResult {
+  /** Per job id, the lines as written (with their seq), oldest first. */
+  written: Map<string, JobLogLine[]>
+  /** Jobs whose lines were dropped because the job is gone. */
+  gone: Set<string>
+}
+
+/**
+ * The SQL of job logs and attempts (migration 007), for both dialects through knex. A flush is one
+ * transaction: one UPSERT hands each job a block of seqs (`job_log_state`, whose row lock orders
+ * concurrent writers of one job), one INSERT per 1,000 lines, one DELETE for the lines past the
+ * cap and, on PostgreSQL, one NOTIFY so that other instances read the new lines after COMMIT.
+ */
+export class LogStore {
+  readonly dialect: 'sqlite' | 'postgres'
+
+  constructor(private readonly knex: Knex) {
+    this.dialect = String(knex.client.dialect).startsWith('sqlite') ? 'sqlite' : 'postgres'
+  }
+
+  /** Writes lines (grouped by job, in the order given); `notify` is a NOTIFY payload sent at commit. */
+  async writeLines(
+    lines: PendingLine[],
+    unwritten: Map<number, number>,
+    notify?: (lastSeqs: Map<string, number>) => { channel: string; payloads: string[] } | null,
+  ): Promise<FlushResult> {
+    const byPost = new Map<number, PendingLine[]>()
+    for (const line of lines) {
+      let list = byPost.get(line.postId)
+      if (!list) byPost.set(line.postId, (list = []))
+      list.push(line)
+    }
+    for (const postId of unwritten.keys()) if (!byPost.has(postId)) byPost.set(postId, [])
+    try {
+      return await this.knex.transaction((trx) => this.writeIn(trx, byPost, unwritten, notify))
+    } catch (error) {
+      if (!isForeignKeyViolation(error)) throw error
+      // A job was deleted before its lines were written: write the others, drop its lines.
+      const existing = await this.existingPosts([...byPost.keys()])
+      const gone = new Set<string>()
+      for (const [postId, list] of byPost) {
+        if (existing.has(postId)) continue
+        for (const line of list) gone.add(line.jobId)
+        byPost.delete(postId)
+        unwritten.delete(postId)
+      }
+      const result = byPost.size ? await this.knex.transaction((trx) => this.writeIn(trx, byPost, unwritten, notify)) : { written: new Map(), gone }
+      for (const jobId of gone) result.gone.add(jobId)
+      return result
+    }
+  }
+
+  private async writeIn(
+    trx: Knex.Transaction,
+    byPost: Map<number, PendingLine[]>,
+    unwritten: Map<number, number>,
+    notify?: (lastSeqs: Map<string, number>) => { channel: string; payloads: string[] } | null,
+  ): Promise<FlushResult> {
+    const postIds = [...byPost.keys()].sort((a, b) => a - b)
+    // 1. A block of seqs per job, in post id order (a fixed lock order between writers).
+    const values = postIds.map(() => '(?, ?, ?)').join(', ')
+    const bindings = postIds.flatMap((postId) => [postId, byPost.get(postId)!.length, unwritten.get(postId) ?? 0])
+    const upserted = rowsOf<{ post_id: number | string; last_seq: number | string }>(
+      await trx.raw(
+        `INSERT INTO job_log_state (post_id, last_seq, dropped) VALUES ${values}
+         ON CONFLICT (post_id) DO UPDATE SET last_seq = job_log_state.last_seq + excluded.last_seq,
+           dropped = job_log_state.dropped + excluded.dropped
+         RETURNING post_id, last_seq`,
+        bindings,
+      ),
+    )
+    const lastSeq = new Map(upserted.map((row) => [Number(row.post_id), Number(row.last_seq)]))
+    // 2. The lines, with their seqs; a block longer than the cap keeps only its newest lines.
+    const rows: unknown[][] = []
+    const written = new Map<string, JobLogLine[]>()
+    const lastSeqs = new Map<string, number>()
+    const overCap: [number, number][] = []
+    for (const postId of postIds) {
+      const list = byPost.get(postId)!
+      const last = lastSeq.get(postId)!
+      if (list.length === 0) continue
+      const first = last - list.length + 1
+      const keepFrom = Math.max(0, list.length - LOG_LINE_CAP)
+      const out: JobLogLine[] = []
+      for (let i = keepFrom; i < list.length; i++) {
+        const line = list[i]!
+        const seq = first + i
+        rows.push([postId, seq, line.at, line.level, line.message, line.fields, line.attempt])
+        out.push(toLine({ seq, at: line.at, level: line.level, message: line.message, fields: line.fields, attempt: line.attempt }))
+      }
+      written.set(list[0]!.jobId, out)
+      lastSeqs.set(list[0]!.jobId, last)
+      if (last > LOG_LINE_CAP) overCap.push([postId, last - LOG_LINE_CAP])
+    }
+    for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+      const chunk = rows.slice(i, i + INSERT_CHUNK)
+      await trx.raw(
+        `INSERT INTO job_logs (post_id, seq, at, level, message, fields, attempt) VALUES ${chunk.map(() => '(?, ?, ?, ?, ?, ?, ?)').join(', ')}`,
+        chunk.flat() as Knex.RawBinding[],
+      )
+    }
+    // 3. The cap: a job keeps its newest LOG_LINE_CAP lines (seqs are dense, so this is a range).
+    if (overCap.length) {
+      await trx.raw(
+        `DELETE FROM job_logs WHERE ${overCap.map(() => '(post_id = ? AND seq <= ?)').join(' OR ')}`,
+        overCap.flat(),
+      )
+    }
+    // 4. Other instances hear of the new lines once they are committed.
+    const notice = this.dialect === 'postgres' && lastSeqs.size ? notify?.(lastSeqs) : null
+    if (notice) for (const payload of notice.payloads) await trx.raw('SELECT pg_notify(?, ?)', [notice.channel, payload])
+    return { written, gone: new Set() }
+  }
+
+  private async existingPosts(postIds: number[]): Promise<Set<number>> {
+    if (postIds.length === 0) return new Set()
+    const rows = await this.knex('posts').whereIn('id', postIds).select('id')
+    return new Set(rows.map((row: { id: number | string }) => Number(row.id)))
+  }
+
+  /** Lines after `after`, oldest first. */
+  async readLines(postId: number, after: number, limit: number): Promise<JobLogLine[]> {
+    const rows = rowsOf<LineRow>(
+      await this.knex.raw(
+        `SELECT seq, at, level, message, fields, attempt FROM job_logs WHERE post_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
+        [postId, after, limit],
+      ),
+    )
+    return rows.map(toLine)
+  }
+
+  /** The last seq handed out for a job and how many of its lines were dropped (cap or unwritten). */
+  async logState(postId: number): Promise<{ lastSeq: number; dropped: number }> {
+    const row = rowsOf<{ last_seq: number | string; dropped: number | string }>(
+      await this.knex.raw(`SELECT last_seq, dropped FROM job_log_state WHERE post_id = ?`, [postId]),
+    )[0]
+    const lastSeq = Number(row?.last_seq ?? 0)
+    return { lastSeq, dropped: Number(row?.dropped ?? 0) + Math.max(0, lastSeq - LOG_LINE_CAP) }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Attempts
+
+  async startAttempt(input: { postId: number; attempt: number; instance: string | null; startedAt: number }): Promise<number> {
+    const row = rowsOf<{ id: number | string }>(
+      await this.knex.raw(
+        `INSERT INTO job_attempts (post_id, attempt, instance, started_at, outcome) VALUES (?, ?, ?, ?, 'running') RETURNING id`,
+        [input.postId, input.attempt, input.instance, input.startedAt],
+      ),
+    )[0]
+    return Number(row!.id)
+  }
+
+  /** Ends one attempt (by id) or the open attempts of a job, only while they are `running`. */
+  async finishAttempt(
+    target: { id: number } | { postId: number; attempt?: number },
+    end: { outcome: AttemptOutcome; finishedAt: number; error: string | null },
+  ): Promise<number> {
+    const where =
+      'id' in target
+        ? { sql: 'id = ?', bindings: [target.id] }
+        : target.attempt === undefined
+          ? { sql: 'post_id = ?', bindings: [target.postId] }
+          : { sql: 'post_id = ? AND attempt = ?', bindings: [target.postId, target.attempt] }
+    const result = await this.knex.raw(
+      `UPDATE job_attempts SET outcome = ?, finished_at = ?, error = ? WHERE ${where.sql} AND outcome = 'running'`,
+      [end.outcome, end.finishedAt, end.error, ...where.bindings],
+    )
+    return changesOf(result)
+  }
+
+  async listAttempts(postId: number): Promise<JobAttempt[]> {
+    const rows = rowsOf<AttemptRow>(
+      await this.knex.raw(
+        `SELECT attempt, instance, started_at, finished_at, outcome, error FROM job_attempts WHERE post_id = ? ORDER BY id`,
+        [postId],
+      ),
+    )
+    return rows.map((row) => {
+      const startedAt = Number(row.started_at)
+      const finishedAt = row.finished_at === null ? null : Number(row.finished_at)
+      return {
+        attempt: Number(row.attempt),
+        instance: row.instance,
+        startedAt: new Date(startedAt).toISOString(),
+        finishedAt: finishedAt === null ? null : new Date(finishedAt).toISOString(),
+        durationMs: finishedAt === null ? null : Math.max(0, finishedAt - startedAt),
+        outcome: row.outcome as AttemptOutcome,
+        error: parseJson(row.error) as JobAttempt['error'],
+      }
+    })
+  }
+}
+
+interface LineRow {
+  seq: number | string
+  at: number | string
+  level: string
+  message: string
+  fields: string | null
+  attempt: number | string
+}
+
+interface AttemptRow {
+  attempt: number | string
+  instance: string | null
+  started_at: number | string
+  finished_at: number | string | null
+  outcome: string
+  error: string | null
+}
+
+function toLine(row: LineRow): JobLogLine {
+  return {
+    seq: Number(row.seq),
+    at: new Date(Number(row.at)).toISOString(),
+    level: row.level as LogLevel,
+    message: row.message,
+    fields: parseJson(row.fields) as Record<string, unknown> | null,
+    attempt: Number(row.attempt),
+  }
+}
+
+function parseJson(text: string | null): unknown {
+  if (text === null || text === undefined) return null
+  try {
+    return JSON.parse(text)
+  } catch {
+    return text
+  }
+}
+
+/** knex.raw gives an array on SQLite (our client) and `{ rows }` on PostgreSQL. */
+function rowsOf<T>(result: unknown): T[] {
+  if (Array.isArray(result)) return result as T[]
+  return ((result as { rows?: T[] }).rows ?? []) as T[]
+}
+
+function changesOf(result: unknown): number {
+  const r = result as { rowCount?: number; changes?: number; context?: { changes?: number } } | undefined
+  return Number(r?.rowCount ?? r?.changes ?? r?.context?.changes ?? 0)
+}
+
+function isForeignKeyViolation(error: unknown): boolean {
+  const code = (error as { code?: unknown })?.code
+  return code === '23503' || code === 'SQLITE_CONSTRAINT_FOREIGNKEY'
+}
