@@ -42,6 +42,8 @@ const envSchema = z.object({
   WORKER_LEASE_MS: intFromEnv(30_000, 200, 3600_000),
   /** How often a worker looks for due jobs it was not woken for (other processes, delays). */
   WORKER_POLL_MS: intFromEnv(1000, 10, 60_000),
+  /** On SIGTERM/SIGINT, how long running attempts may finish before they are given back to the queue. */
+  SHUTDOWN_GRACE_MS: intFromEnv(10_000, 0, 3600_000),
   /** Finished jobs older than this many days are removed automatically (0 turns it off). */
   JOB_RETENTION_DAYS: intFromEnv(30, 0, 3650),
   /** Login attempts allowed per address and per account in the window below. */
@@ -82,6 +84,7 @@ export interface JobpostConfig {
   workerConcurrency: number
   workerLeaseMs: number
   workerPollMs: number
+  shutdownGraceMs: number
   jobRetentionDays: number
   loginRateLimit: number
   loginRateWindowMs: number
@@ -133,6 +136,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): JobpostConfig 
     workerConcurrency: e.WORKER_CONCURRENCY,
     workerLeaseMs: e.WORKER_LEASE_MS,
     workerPollMs: e.WORKER_POLL_MS,
+    shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     jobRetentionDays: e.JOB_RETENTION_DAYS,
     loginRateLimit: e.LOGIN_RATE_LIMIT,
     loginRateWindowMs: e.LOGIN_RATE_WINDOW_MS,

@@ -59,6 +59,20 @@ export class LeaseLostError extends JobpostError {
   }
 }
 
+/** 409: a tracked job whose plugin passed no `onPause` to createJob cannot be paused. */
+export class NotPausableError extends JobpostError {
+  constructor(jobId: string) {
+    super('NOT_PAUSABLE', `Job ${jobId} is driven by its plugin, which cannot pause it (no onPause was given to createJob).`, 409)
+  }
+}
+
+/** 409: a tracked job that no processor can run cannot be retried (it would wait in pending forever). */
+export class NotRetryableError extends JobpostError {
+  constructor(jobId: string, type: string) {
+    super('NOT_RETRYABLE', `Job ${jobId} cannot be retried: no processor runs jobs of type ${JSON.stringify(type)} (its plugin drove it).`, 409)
+  }
+}
+
 export class ConflictError extends JobpostError {
   constructor(message: string) {
     super('CONFLICT', message, 409)
@@ -104,13 +118,50 @@ export class UnrecoverableError extends Error {
   }
 }
 
-/** Normalises anything thrown into an Error, once, at the boundary that caught it. */
+/**
+ * Normalises anything thrown into an Error, once, at the boundary that caught it: null,
+ * undefined, strings, numbers, objects whose getters throw and revoked proxies all become a
+ * readable Error; reading the thrown value never throws.
+ */
 export function coerceError(thrown: unknown): Error {
-  if (thrown instanceof Error) return thrown
-  if (typeof thrown === 'string') return new Error(thrown)
   try {
-    return new Error(JSON.stringify(thrown))
+    if (thrown instanceof Error) return thrown
   } catch {
-    return new Error(String(thrown))
+    // a revoked proxy throws on instanceof
+  }
+  if (thrown === null) return new Error('The plugin threw null.')
+  if (thrown === undefined) return new Error('The plugin threw undefined.')
+  if (typeof thrown === 'string') return new Error(thrown || 'The plugin threw an empty string.')
+  if (typeof thrown !== 'object' && typeof thrown !== 'function') return new Error(`The plugin threw ${typeof thrown} ${safeString(thrown)}.`)
+  const message = readProperty(thrown, 'message')
+  if (typeof message === 'string' && message) return new Error(message)
+  try {
+    const json = JSON.stringify(thrown)
+    if (json && json !== '{}') return new Error(`The plugin threw ${json.slice(0, 1000)}`)
+  } catch {
+    // a getter threw, or it is circular
+  }
+  return new Error(`The plugin threw ${safeString(thrown)}.`)
+}
+
+/** A property of a thrown value, or undefined when reading it throws (hostile getters, proxies). */
+export function readProperty(value: unknown, key: string): unknown {
+  if (value === null || (typeof value !== 'object' && typeof value !== 'function')) return undefined
+  try {
+    return (value as Record<string, unknown>)[key]
+  } catch {
+    return undefined
+  }
+}
+
+function safeString(value: unknown): string {
+  try {
+    return String(value).slice(0, 200)
+  } catch {
+    try {
+      return Object.prototype.toString.call(value)
+    } catch {
+      return 'an unreadable value'
+    }
   }
 }

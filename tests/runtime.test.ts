@@ -168,7 +168,7 @@ describe('JobRuntime', () => {
         new Promise((resolve, reject) => {
           if (attempt === 2) return resolve('fast enough')
           signal.addEventListener('abort', () => {
-            aborts.push(String((signal.reason as Error).message))
+            aborts.push(String(signal.reason))
             reject(signal.reason)
           })
         }),
@@ -198,25 +198,33 @@ describe('JobRuntime', () => {
     expect(await hooks.getJob(job.jobId)).toMatchObject({ status: 'cancelled', result: null })
   })
 
-  it('pause keeps a pending job from starting until resume; pausing a running job lets it finish', async () => {
+  it('pause keeps a pending job from starting until resume; pausing a running job aborts its attempt (reason paused, not counted)', async () => {
     const { jobpost, hooks } = await runtimeHost()
-    let release!: () => void
-    const gate = new Promise<void>((r) => (release = r))
     const ran: string[] = []
-    hooks.registerJobProcessor('pausable', async (job) => {
-      ran.push(job.name)
-      if (job.name === 'gated') await gate
+    const reasons: unknown[] = []
+    hooks.registerJobProcessor('pausable', async (job, { signal, attempt }) => {
+      ran.push(`${job.name}#${attempt}`)
+      if (job.name === 'gated' && reasons.length === 0) {
+        await new Promise((_, reject) => signal.addEventListener('abort', () => (reasons.push(signal.reason), reject(signal.reason))))
+      }
       return job.name
     })
     const waiting = await hooks.enqueueJob({ type: 'pausable', name: 'waiting' })
     await jobpost.jobs.pause(waiting.jobId)
     const gated = await hooks.enqueueJob({ type: 'pausable', name: 'gated' })
     jobpost.runtime.start()
-    await eventually(() => ran.includes('gated'))
+    await eventually(() => ran.includes('gated#1'))
     expect((await jobpost.jobs.pause(gated.jobId)).status).toBe('paused')
-    release()
-    expect(await whenFinal(jobpost, gated.jobId)).toMatchObject({ status: 'completed', result: 'gated' })
-    expect(ran).toEqual(['gated'])
+    await jobpost.runtime.whenIdle()
+    expect(reasons).toEqual(['paused'])
+    // Paused means no code of the job runs; the attempt was not counted.
+    expect(await hooks.getJob(gated.jobId)).toMatchObject({ status: 'paused', attempts: 0 })
+    expect(ran).toEqual(['gated#1'])
+    const final = whenFinal(jobpost, gated.jobId)
+    expect((await jobpost.jobs.resume(gated.jobId)).status).toBe('pending')
+    // Run again from the start, as attempt 1 (the paused one did not count).
+    expect(await final).toMatchObject({ status: 'completed', result: 'gated', attempts: 1 })
+    expect(ran).toEqual(['gated#1', 'gated#1'])
     expect((await jobpost.jobs.resume(waiting.jobId)).status).toBe('pending')
     expect(await whenFinal(jobpost, waiting.jobId)).toMatchObject({ status: 'completed' })
   })

@@ -174,6 +174,8 @@ class RemoteEventRelay {
         if (job && !this.stopped) {
           this.deps.realtime.publish(job, next === 'progress' ? 'progress' : 'change')
           if (job.status === 'cancelled' && this.deps.runtime.isRunning(jobId)) this.deps.runtime.abortCancelled(jobId)
+          // A pause elsewhere aborts the attempt here at once, as a cancel does.
+          if (job.status === 'paused' && this.deps.runtime.isRunning(jobId)) this.deps.runtime.abortPaused(jobId)
         }
         next = entry.again
       }

@@ -3,11 +3,13 @@ import type { Job, JobEventMap, JobEventName, JobList, JobListFilters } from '..
 import type { JobpostConfig } from '../config.js'
 import type { Logger } from '../logger.js'
 import type { JobHandle } from '../registry/JobHandle.js'
+import type { TrackedJobOptions } from '../registry/RegisterJobs.js'
 import type { CreateJobInput } from '../registry/jobInput.js'
 import type { PostTypeDefinition } from '../registry/RegisterPostTypes.js'
 import type { JobProcessor, ProcessorOptions } from '../runtime/ProcessorRegistry.js'
 import type { WorkflowHooks } from '../workflows/index.js'
 import type { HookRegistry } from './Hooks.js'
+import { inPlugin } from './pluginScope.js'
 
 type Callback = (...args: any[]) => unknown
 
@@ -29,7 +31,12 @@ export type EnqueueJobInput = Omit<CreateJobInput, 'name'> & { name?: string }
 /** The job API the jobs-provider adds to `hooks` (see ../shared/API.md, Plugin API). */
 /** Plus schedules, batches and chains: see WorkflowHooks in core/workflows/index.ts. */
 export interface JobsHooks extends WorkflowHooks {
-  createJob(input: CreateJobInput): Promise<JobHandle>
+  /**
+   * A tracked job the plugin drives through the handle. `onPause(job)` makes it pausable (else a
+   * pause is 409 NOT_PAUSABLE): it is called when the job is paused, and the plugin must stop;
+   * a resumed job waits in `pending` until the plugin calls `start()` again.
+   */
+  createJob(input: CreateJobInput & TrackedJobOptions): Promise<JobHandle>
   registerJobProcessor(type: string, handler: JobProcessor, options?: ProcessorOptions): void
   enqueueJob(input: EnqueueJobInput): Promise<Job>
   enqueueJobs(inputs: EnqueueJobInput[]): Promise<Job[]>
@@ -54,20 +61,35 @@ export interface PluginContext {
 
 export type PluginModule = (args: { hooks: PluginHooks; context: PluginContext }) => void | Promise<void>
 
-/** Core hooks bound to one owner, so that errors in its callbacks are reported with its name. */
+/**
+ * Core hooks bound to one owner, so that errors in its callbacks are reported with its name. The
+ * callbacks run in the owner's plugin scope (core/hooks/pluginScope.ts): faults of the timers and
+ * promises they start are reported with its name too and never end the process.
+ */
 export function coreHooksFor(
   owner: string,
   registry: HookRegistry,
   registerPostType: (definition: PostTypeDefinition) => void,
 ): CoreHooks {
+  const scoped = new WeakMap<Callback, Callback>()
+  const wrap = (callback: Callback): Callback => {
+    if (typeof callback !== 'function') return callback
+    let wrapped = scoped.get(callback)
+    if (!wrapped) {
+      wrapped = (...args: unknown[]) => inPlugin(owner, () => callback(...args))
+      scoped.set(callback, wrapped)
+    }
+    return wrapped
+  }
+  const unwrap = (callback: Callback): Callback => (typeof callback === 'function' ? (scoped.get(callback) ?? callback) : callback)
   return {
-    addAction: (name, callback, priority) => registry.addAction(name, callback, { priority, owner }),
-    removeAction: (name, callback) => registry.removeAction(name, callback),
+    addAction: (name, callback, priority) => registry.addAction(name, wrap(callback), { priority, owner }),
+    removeAction: (name, callback) => registry.removeAction(name, unwrap(callback)),
     doAction: (name, ...args) => registry.doAction(name, ...args),
-    addFilter: (name, callback, priority) => registry.addFilter(name, callback, { priority, owner }),
-    removeFilter: (name, callback) => registry.removeFilter(name, callback),
+    addFilter: (name, callback, priority) => registry.addFilter(name, wrap(callback), { priority, owner }),
+    removeFilter: (name, callback) => registry.removeFilter(name, unwrap(callback)),
     applyFilters: (name, value, ...args) => registry.applyFilters(name, value, ...args),
-    on: (event, listener) => registry.on(event, listener, owner),
+    on: (event, listener) => registry.on(event, wrap(listener) as typeof listener, owner),
     registerPostType,
   }
 }

@@ -6,15 +6,25 @@ import { toPublicJob } from './jobRecord.js'
 
 /**
  * What `hooks.createJob()` returns: a plugin's grip on one tracked job. Every call goes through
- * RegisterJobs, so illegal calls throw ILLEGAL_TRANSITION and change nothing. `signal` aborts
- * when the job is cancelled or times out.
+ * RegisterJobs, so illegal calls throw ILLEGAL_TRANSITION and change nothing. `start()` begins an
+ * attempt with a new token and a lease that this process renews while the job runs; the writes
+ * of the handle carry that token, so once the job was paused, cancelled or recovered elsewhere
+ * they are refused (LEASE_LOST). `signal` aborts (reason `'cancelled'`, `'timeout'` or
+ * `'lease_lost'`) when the job is cancelled, times out or is lost; a pause calls the `onPause`
+ * given to createJob instead, and a resumed job waits in `pending` until `start()` again.
  */
 export class JobHandle {
   constructor(
     private readonly registry: RegisterJobs,
     readonly jobId: string,
     readonly signal: AbortSignal,
+    private readonly token: () => string | undefined = () => undefined,
   ) {}
+
+  private options() {
+    const attemptToken = this.token()
+    return attemptToken ? { attemptToken } : {}
+  }
 
   async start(): Promise<Job> {
     const record = await this.registry.start(this.jobId)
@@ -28,15 +38,15 @@ export class JobHandle {
   }
 
   async updateProgress(progress: number, metadata?: Record<string, unknown>): Promise<Job> {
-    return toPublicJob(await this.registry.updateProgress(this.jobId, progress, metadata))
+    return toPublicJob(await this.registry.updateProgress(this.jobId, progress, metadata, this.options()))
   }
 
   async complete(result?: unknown): Promise<Job> {
-    return toPublicJob(await this.registry.complete(this.jobId, result))
+    return toPublicJob(await this.registry.complete(this.jobId, result, this.options()))
   }
 
   async fail(message: string): Promise<Job> {
-    return toPublicJob(await this.registry.fail(this.jobId, message))
+    return toPublicJob(await this.registry.fail(this.jobId, message, this.options()))
   }
 
   async cancel(): Promise<Job> {

@@ -11,7 +11,8 @@ import {
   type StatsSeriesPoint,
 } from '../contract.js'
 import type { Clock } from '../clock.js'
-import { ConflictError, IllegalTransitionError, JobNotFoundError, LeaseLostError, ValidationError } from '../errors.js'
+import { ConflictError, IllegalTransitionError, JobNotFoundError, LeaseLostError, NotPausableError, NotRetryableError, ValidationError } from '../errors.js'
+import { inPlugin } from '../hooks/pluginScope.js'
 import type { HookRegistry } from '../hooks/Hooks.js'
 import type { Logger } from '../logger.js'
 import type { JobStatePatch, JobStore, MetaPatch, NewJob } from '../store/jobs/JobStore.js'
@@ -57,6 +58,32 @@ export interface RegisterJobsOptions {
   logger: Logger
   /** Defaults of the processor for `type`, or undefined when no processor is registered. */
   queueDefaults?: (type: string) => QueueDefaults | undefined
+  /** Lease of a running tracked job, renewed every third of it by the process holding its handle. */
+  leaseMs?: number
+}
+
+/** Called (in the plugin's scope) when a tracked job is paused: the plugin must stop driving it. */
+export type PauseCallback = (job: Job) => unknown
+
+/** What only a tracked job's plugin gives: how to pause it. */
+export interface TrackedJobOptions {
+  onPause?: PauseCallback
+}
+
+/** Meta of a tracked job whose plugin passed `onPause` (so every process knows it is pausable). */
+export const PAUSABLE_META = 'on_pause'
+/** Longest delay before a retry (a larger `retryDelay` is clamped): runAt stays a real date. */
+export const MAX_RETRY_DELAY_MS = 7 * 24 * 3600_000
+
+interface TrackedEntry {
+  controller: AbortController
+  timer?: NodeJS.Timeout
+  /** The token of the running attempt this process drives (renewed with its lease). */
+  token?: string
+  postId?: number
+  onPause?: PauseCallback
+  /** The plugin that created it (faults of onPause are reported with its name). */
+  owner?: string
 }
 
 export interface SettleOptions {
@@ -93,8 +120,10 @@ export class RegisterJobs {
   private queueDefaults: (type: string) => QueueDefaults | undefined
   /** Per-job chains so that writes for one job apply in call order. */
   private readonly chains = new Map<string, Promise<unknown>>()
-  /** Timeouts and abort controllers of tracked jobs started in this process. */
-  private readonly tracked = new Map<string, { controller: AbortController; timer?: NodeJS.Timeout }>()
+  /** Timeouts, abort controllers and attempt tokens of tracked jobs driven by this process. */
+  private readonly tracked = new Map<string, TrackedEntry>()
+  private readonly leaseMs: number
+  private leaseTimer: NodeJS.Timeout | undefined
   /** The earliest run time of a delayed job this process knows of (null: none known). */
   private knownNextDueAt: number | null = null
   private lastPromoteAt = -Infinity
@@ -106,6 +135,7 @@ export class RegisterJobs {
     this.clock = options.clock
     this.logger = options.logger
     this.queueDefaults = options.queueDefaults ?? (() => undefined)
+    this.leaseMs = options.leaseMs ?? 30_000
     if (this.store.dialect === 'postgres') {
       // Counter deltas are folded into their totals in the background (cheap; one instance at a time).
       this.maintenanceTimer = setInterval(() => {
@@ -128,9 +158,15 @@ export class RegisterJobs {
   // Creating
 
   /** Creates a job (one transaction) and returns its handle. */
-  async createJob(input: CreateJobInput): Promise<JobHandle> {
-    const [record] = await this.insertJobs([input])
-    return this.handle(record!.jobId)
+  async createJob(input: CreateJobInput & TrackedJobOptions): Promise<JobHandle> {
+    const { onPause, ...fields } = (input ?? {}) as CreateJobInput & TrackedJobOptions
+    if (onPause !== undefined && typeof onPause !== 'function') throw new ValidationError('onPause must be a function.')
+    const [record] = await this.insertJobs([fields], false, onPause ? { [PAUSABLE_META]: '1' } : undefined)
+    const handle = this.handle(record!.jobId)
+    const entry = this.tracked.get(record!.jobId)!
+    entry.onPause = onPause
+    entry.owner = record!.source ?? undefined
+    return handle
   }
 
   /**
@@ -141,9 +177,10 @@ export class RegisterJobs {
     return this.insertJobs(inputs, options.queue ?? false)
   }
 
-  private async insertJobs(inputs: CreateJobInput[], forceQueue = false): Promise<JobRecord[]> {
+  private async insertJobs(inputs: CreateJobInput[], forceQueue = false, extraMeta?: Record<string, string>): Promise<JobRecord[]> {
     const now = this.clock.now()
     const jobs = inputs.map((input) => this.newJob(parseOrThrow(pluginJobSchema, input), now, forceQueue))
+    if (extraMeta) for (const job of jobs) Object.assign(job.meta, extraMeta)
     const ids = await this.store.insert(jobs)
     const records = jobs.map((job, index) => jobRecordFromStored({ ...job, state: { ...job.state, postId: ids[index]! } }))
     for (const record of records) {
@@ -198,7 +235,7 @@ export class RegisterJobs {
   handle(jobId: string): JobHandle {
     let entry = this.tracked.get(jobId)
     if (!entry) this.tracked.set(jobId, (entry = { controller: new AbortController() }))
-    return new JobHandle(this, jobId, entry.controller.signal)
+    return new JobHandle(this, jobId, entry.controller.signal, () => this.tracked.get(jobId)?.token)
   }
 
   // ------------------------------------------------------------------------------------------
@@ -366,10 +403,27 @@ export class RegisterJobs {
   // ------------------------------------------------------------------------------------------
   // Changing
 
-  async start(jobId: string, options: SettleOptions = {}): Promise<JobRecord> {
+  /**
+   * Starts a tracked job: a new attempt token and a lease, renewed by this process while it
+   * holds the handle (`lease: false` for jobs the workflow engine of every process drives, such
+   * as a chain's parent: no single process holds them).
+   */
+  async start(jobId: string, options: SettleOptions & { lease?: boolean } = {}): Promise<JobRecord> {
+    const leased = options.lease !== false
     const record = await this.transition(jobId, 'start', options, (current, _next, now) => ({
-      set: { attempts: current.attempts + 1, startedAt: current.stored.state.startedAt ?? now },
+      set: {
+        attempts: current.attempts + 1,
+        startedAt: current.stored.state.startedAt ?? now,
+        ...(leased ? { attemptToken: uuidv4(), lockedUntil: now + this.leaseMs } : { attemptToken: null, lockedUntil: null }),
+      },
     }))
+    if (leased && record.attemptToken) {
+      let entry = this.tracked.get(jobId)
+      if (!entry) this.tracked.set(jobId, (entry = { controller: new AbortController() }))
+      entry.token = record.attemptToken
+      entry.postId = record.id
+      this.renewTrackedLeases()
+    }
     this.armTimeout(record)
     this.hooks.safeEmit('job:started', { job: toPublicJob(record) })
     return record
@@ -456,17 +510,33 @@ export class RegisterJobs {
     return record
   }
 
+  /**
+   * Pauses a job. A running attempt is aborted (the runtime holding it sees `job:paused`, or its
+   * next renewal fails): the token and lease are retired in the same write, so nothing the
+   * attempt writes afterwards lands, and the attempt is not counted. A tracked job is pausable
+   * only when its plugin passed `onPause` (NOT_PAUSABLE otherwise), which is then called.
+   */
   async pause(jobId: string): Promise<JobRecord> {
-    const record = await this.transition(jobId, 'pause', {}, (current) => ({
-      set: { pausedFrom: current.status },
-    }))
+    const record = await this.transition(jobId, 'pause', {}, (current) => {
+      if (!current.queued && current.stored.meta[PAUSABLE_META] !== '1') throw new NotPausableError(jobId)
+      return {
+        set: {
+          pausedFrom: current.status,
+          ...(current.status === 'running' ? { attempts: Math.max(0, current.attempts - 1) } : {}),
+          attemptToken: null,
+          lockedUntil: null,
+        },
+      }
+    })
+    this.pauseTracked(jobId, record)
     this.hooks.safeEmit('job:paused', { job: toPublicJob(record) })
     return record
   }
 
+  /** A resumed job waits in `pending` (a tracked one until its plugin starts it again). */
   async resume(jobId: string): Promise<JobRecord> {
-    const record = await this.transition(jobId, 'resume', {}, (current, next, now) => ({
-      set: { pausedFrom: null, ...(next === 'pending' ? { delayed: current.stored.state.runAt > now } : {}) },
+    const record = await this.transition(jobId, 'resume', {}, (current, _next, now) => ({
+      set: { pausedFrom: null, delayed: current.stored.state.runAt > now },
     }))
     this.hooks.safeEmit('job:resumed', { job: toPublicJob(record) })
     return record
@@ -483,14 +553,15 @@ export class RegisterJobs {
     options: SettleOptions & { countAttempt?: boolean } = {},
   ): Promise<JobRecord> {
     const message = errorText(error)
-    const record = await this.transition(jobId, 'requeue', options, (current, next, now) => {
-      const runAt = now + Math.max(0, delayMs)
+    const delay = Number.isFinite(delayMs) ? Math.min(MAX_RETRY_DELAY_MS, Math.max(0, delayMs)) : 0
+    const record = await this.transition(jobId, 'requeue', options, (current, _next, now) => {
+      const runAt = now + delay
       return {
         set: {
           ...(options.countAttempt === false ? { attempts: Math.max(0, current.attempts - 1) } : {}),
           runAt,
           delayed: runAt > now,
-          pausedFrom: next === 'paused' ? 'pending' : null,
+          pausedFrom: null,
           lockedUntil: null,
           attemptToken: null,
         },
@@ -498,16 +569,21 @@ export class RegisterJobs {
       }
     })
     if (record.stored.state.delayed) this.noteDelayed(record.stored.state.runAt)
-    this.hooks.safeEmit('job:retry', { job: toPublicJob(record), error: message, delayMs })
+    this.hooks.safeEmit('job:retry', { job: toPublicJob(record), error: message, delayMs: delay })
     return record
   }
 
   /** Runs a failed or cancelled job again, with a fresh set of attempts. */
   async retry(jobId: string): Promise<JobRecord> {
-    const record = await this.transition(jobId, 'retry', {}, (_current, _next, now) => ({
-      set: { attempts: 0, progress: 0, completedAt: null, startedAt: null, runAt: now, delayed: false, attemptToken: null, lockedUntil: null },
-      meta: { [META.errorMessage]: null, [META.result]: null },
-    }))
+    const record = await this.transition(jobId, 'retry', {}, (current, _next, now) => {
+      // A tracked job that no processor runs would wait in `pending` forever.
+      const runnable = this.queueDefaults(current.type) !== undefined
+      if (!current.queued && !runnable) throw new NotRetryableError(jobId, current.type)
+      return {
+        set: { attempts: 0, progress: 0, completedAt: null, startedAt: null, runAt: now, delayed: false, attemptToken: null, lockedUntil: null, queued: true },
+        meta: { [META.errorMessage]: null, [META.result]: null, [META.checkpoint]: null },
+      }
+    })
     this.hooks.safeEmit('job:updated', { job: toPublicJob(record) })
     return record
   }
@@ -693,14 +769,92 @@ export class RegisterJobs {
   async recoverExpiredLease(record: JobRecord, retryDelayMs: number): Promise<JobRecord | null> {
     if (!record.attemptToken || !record.lockedUntil) return null
     const options: SettleOptions = { attemptToken: record.attemptToken, lockedBefore: this.clock.now() }
-    const message = `The worker running attempt ${record.attempts} stopped responding (lease expired).`
+    const message = record.queued
+      ? `The worker running attempt ${record.attempts} stopped responding (lease expired)${record.attempts >= record.maxAttempts ? `; no attempts left (${record.maxAttempts})` : ''}.`
+      : `The process driving this job stopped (its lease expired at ${record.lockedUntil}); a job driven by a plugin cannot be taken over by another process.`
     try {
-      return record.attempts >= record.maxAttempts
+      // A tracked job is driven by one process's handle: nobody else can carry it on.
+      return !record.queued || record.attempts >= record.maxAttempts
         ? await this.fail(record.jobId, message, options)
         : await this.requeue(record.jobId, message, retryDelayMs, options)
     } catch (error) {
       if (error instanceof LeaseLostError || error instanceof IllegalTransitionError || error instanceof ConflictError) return null
       throw error
+    }
+  }
+
+  /**
+   * Saves what a processor wants back on its next attempt (`job.checkpoint`), fenced by the
+   * attempt token: refused (LeaseLostError) once the attempt was paused, cancelled or lost.
+   */
+  async checkpoint(attempt: JobRecord, value: unknown): Promise<void> {
+    const token = attempt.attemptToken
+    if (!token) throw new LeaseLostError(attempt.jobId)
+    const encoded = encodeJson(assertJsonValue(value ?? null, 'checkpoint', 256 * 1024))
+    const state = await this.serialize(attempt.jobId, () =>
+      this.store.change({ postId: attempt.id, from: ['running'], token, set: {}, meta: { [META.checkpoint]: encoded } }, this.clock.now()),
+    )
+    if (!state) throw new LeaseLostError(attempt.jobId)
+  }
+
+  /** The token of the tracked job's attempt this process drives (its handle writes with it). */
+  trackedToken(jobId: string): string | undefined {
+    return this.tracked.get(jobId)?.token
+  }
+
+  /**
+   * Applies a pause or cancel made elsewhere (another process, seen by its renewal failing or a
+   * cluster event) to a tracked job this process drives.
+   */
+  trackedChanged(jobId: string, record: JobRecord | null): void {
+    const entry = this.tracked.get(jobId)
+    if (!entry?.token) return
+    if (record && record.attemptToken === entry.token && record.status === 'running') return
+    entry.token = undefined
+    clearTimeout(entry.timer)
+    if (record?.status === 'paused') return this.pauseTracked(jobId, record)
+    const reason = record?.status === 'cancelled' ? 'cancelled' : 'lease_lost'
+    if (!entry.controller.signal.aborted) entry.controller.abort(reason)
+    this.tracked.delete(jobId)
+  }
+
+  /** A paused tracked job: its token is retired; its plugin's onPause is told (in its scope). */
+  private pauseTracked(jobId: string, record: JobRecord) {
+    const entry = this.tracked.get(jobId)
+    if (!entry) return
+    entry.token = undefined
+    clearTimeout(entry.timer)
+    const onPause = entry.onPause
+    if (!onPause) return
+    const owner = entry.owner ?? record.source ?? 'plugin'
+    const job = toPublicJob(record)
+    void inPlugin(owner, () => Promise.resolve().then(() => onPause(job))).catch((thrown: unknown) =>
+      this.logger.error({ err: thrown, plugin: owner, jobId }, `Plugin "${owner}" failed in onPause`),
+    )
+  }
+
+  /** Renews the leases of the tracked jobs this process drives, every third of the lease. */
+  private renewTrackedLeases() {
+    if (this.leaseTimer) return
+    this.leaseTimer = setInterval(() => {
+      void this.renewTrackedOnce().catch((error) => this.logger.warn({ err: error }, 'Could not renew the leases of tracked jobs'))
+    }, Math.max(100, Math.round(this.leaseMs / 3)))
+    this.leaseTimer.unref()
+  }
+
+  /** One renewal round; a job whose lease is no longer ours was paused, cancelled or recovered. */
+  async renewTrackedOnce(): Promise<void> {
+    const held = [...this.tracked].filter(([, entry]) => entry.token)
+    if (held.length === 0) {
+      clearInterval(this.leaseTimer)
+      this.leaseTimer = undefined
+      return
+    }
+    const now = this.clock.now()
+    const ours = new Set(await this.store.renewLeases(held.map(([, entry]) => entry.token!), now + this.leaseMs, now))
+    for (const [jobId, entry] of held) {
+      if (entry.postId !== undefined && ours.has(entry.postId)) continue
+      this.trackedChanged(jobId, await this.getJobRecord(jobId))
     }
   }
 
@@ -724,6 +878,9 @@ export class RegisterJobs {
       for (let attempt = 0; attempt < 5; attempt++) {
         current ??= await this.requireRecord(jobId)
         if (options.attemptToken !== undefined && current.attemptToken !== options.attemptToken) {
+          // Illegal from where the job is now (say, already final): say so; else another attempt
+          // (or a pause, cancel or retry) took the job from this one.
+          nextStatus(action, current.status)
           throw new LeaseLostError(jobId)
         }
         const next = nextStatus(action, current.status, current.pausedFrom)
@@ -789,7 +946,7 @@ export class RegisterJobs {
     clearTimeout(entry.timer)
     entry.timer = setTimeout(() => {
       // Abort first so the plugin stops at once; the failed status is what makes it final.
-      entry.controller.abort(new Error('timeout'))
+      entry.controller.abort('timeout')
       this.fail(record.jobId, `Timed out after ${record.timeout} ms.`).catch((error) => {
         if (!(error instanceof IllegalTransitionError)) this.logger.error({ err: error }, 'Could not time out a job.')
       })
@@ -802,13 +959,15 @@ export class RegisterJobs {
     const entry = this.tracked.get(jobId)
     if (!entry) return
     clearTimeout(entry.timer)
-    if (abortReason && !entry.controller.signal.aborted) entry.controller.abort(new Error(abortReason))
+    if (abortReason && !entry.controller.signal.aborted) entry.controller.abort(abortReason)
     this.tracked.delete(jobId)
   }
 
   /** Stops every tracked-job timer (graceful shutdown). */
   close(): void {
     clearInterval(this.maintenanceTimer)
+    clearInterval(this.leaseTimer)
+    this.leaseTimer = undefined
     for (const entry of this.tracked.values()) clearTimeout(entry.timer)
     this.tracked.clear()
   }

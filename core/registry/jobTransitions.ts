@@ -17,29 +17,40 @@ export type JobAction =
   | 'requeue' // an attempt failed (or its lease expired) with attempts left
   | 'retry' // a person or plugin asks a finished job to run again
 
-/** `previous` means: the status the job had before it was paused (kept in meta `paused_from`). */
-type Target = JobStatus | 'previous'
-
-const TRANSITIONS: Record<JobAction, Partial<Record<JobStatus, Target>>> = {
+/**
+ * Who moves a job (see README, "Job lifecycle"): the runtime (claim → running, settles of its
+ * attempt), a plugin's handle (start and the settles of a tracked job), people and plugins
+ * (cancel, pause, resume, retry) and recovery (an expired lease). Every move out of `running` that
+ * an attempt makes (progress, complete, fail, requeue) is written with the attempt's token in the
+ * statement's WHERE, so it only lands while the job is still `running` with that token; cancel,
+ * pause, release (requeue) and retry retire the token.
+ */
+const TRANSITIONS: Record<JobAction, Partial<Record<JobStatus, JobStatus>>> = {
   start: { pending: 'running' },
-  progress: { running: 'running', paused: 'paused' },
-  complete: { running: 'completed', paused: 'completed' },
-  completeWithErrors: { running: 'completed_with_errors', paused: 'completed_with_errors' },
-  fail: { pending: 'failed', running: 'failed', paused: 'failed' },
+  progress: { running: 'running' },
+  complete: { running: 'completed' },
+  completeWithErrors: { running: 'completed_with_errors' },
+  // A pending tracked job may be failed by its plugin before it starts.
+  fail: { pending: 'failed', running: 'failed' },
   cancel: { pending: 'cancelled', running: 'cancelled', paused: 'cancelled' },
+  // Pausing a running job aborts its attempt (not counted); `paused` means no code of it runs.
   pause: { pending: 'paused', running: 'paused' },
-  resume: { paused: 'previous' },
-  // A paused job whose attempt fails stays paused; it will wait in `pending` once resumed.
-  requeue: { running: 'pending', paused: 'paused' },
+  // A resumed job waits to run again from the start (a processor may continue from its checkpoint).
+  resume: { paused: 'pending' },
+  requeue: { running: 'pending' },
   retry: { failed: 'pending', cancelled: 'pending', completed_with_errors: 'pending' },
 }
 
 /** The status after `action`, or IllegalTransitionError. */
-export function nextStatus(action: JobAction, from: JobStatus, pausedFrom: JobStatus | null): JobStatus {
+export function nextStatus(action: JobAction, from: JobStatus, _pausedFrom?: JobStatus | null): JobStatus {
   const target = TRANSITIONS[action][from]
   if (target === undefined) throw new IllegalTransitionError(actionVerb(action), from)
-  if (target === 'previous') return pausedFrom === 'running' ? 'running' : 'pending'
   return target
+}
+
+/** The statuses `action` may move a job from (for fences written without a read). */
+export function statusesAllowing(action: JobAction): JobStatus[] {
+  return Object.keys(TRANSITIONS[action]) as JobStatus[]
 }
 
 function actionVerb(action: JobAction): string {

@@ -6,16 +6,27 @@ import { DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js'
 
 /** What a processor receives besides the job. */
 export interface ProcessorContext {
-  /** Aborts on cancel, timeout and shutdown. */
+  /**
+   * Aborts when the attempt must stop; `signal.reason` says why: `'cancelled'`, `'paused'` (the
+   * attempt is not counted; the job runs again from the start once resumed), `'timeout'`,
+   * `'shutdown'` (given back to the queue, not counted) or `'lease_lost'`. Anything the attempt
+   * writes after the abort is refused.
+   */
   signal: AbortSignal
+  /** Written behind: at most ~10 writes a second per job; the last value is always written. */
   updateProgress(progress: number, metadata?: Record<string, unknown>): Promise<void>
   log(message: string, fields?: Record<string, unknown>, level?: LogLevel): void
+  /**
+   * Saves `value` (JSON, ≤ 256 KB) as the job's checkpoint: the next attempt (after a pause, a
+   * failure or a crash) gets it back as `job.checkpoint`. Refused (LEASE_LOST) after an abort.
+   */
+  checkpoint(value: unknown): Promise<void>
   /** 1 for the first attempt. */
   attempt: number
 }
 
-/** A job as its processor sees it: the public job plus its `data` payload. */
-export type ProcessableJob = Job & { data: unknown }
+/** A job as its processor sees it: the public job plus its `data` payload and last checkpoint. */
+export type ProcessableJob = Job & { data: unknown; checkpoint?: unknown }
 
 /**
  * A processor returns the job's result, or throws. Throw `UnrecoverableError` (or return

@@ -10,6 +10,17 @@ export interface BackoffOptions {
 /** The seed's default: 2 s, 4 s, 8 s. */
 export const DEFAULT_BACKOFF: BackoffOptions = { type: 'exponential', delay: 2000 }
 
+/** A backoff without `maxDelay` never waits longer than this (1 hour) between attempts. */
+export const DEFAULT_MAX_DELAY_MS = 3600_000
+/** A `retryDelay` asked for by a processor is clamped to 0..this (7 days). */
+export const MAX_RETRY_DELAY_MS = 7 * 24 * 3600_000
+
+/** A delay asked for by plugin code, as a usable number of ms (undefined when it is not one). */
+export function clampRetryDelay(value: unknown): number | undefined {
+  if (typeof value !== 'number' || Number.isNaN(value)) return undefined
+  return Math.round(Math.min(MAX_RETRY_DELAY_MS, Math.max(0, value)))
+}
+
 /** Delay before the next attempt, after `attemptsMade` attempts (1 after the first failure). */
 export function backoffDelay(options: BackoffOptions, attemptsMade: number, random: () => number = Math.random): number {
   const n = Math.max(1, attemptsMade)
@@ -29,7 +40,9 @@ export function backoffDelay(options: BackoffOptions, attemptsMade: number, rand
       throw new Error(`Unknown backoff ${String(exhaustive)}`)
     }
   }
-  if (options.maxDelay !== undefined) delay = Math.min(delay, options.maxDelay)
+  // Capped (2 ** n overflows to Infinity after ~1000 attempts; a date that far is no date).
+  delay = Math.min(delay, options.maxDelay ?? DEFAULT_MAX_DELAY_MS)
+  if (!Number.isFinite(delay)) delay = options.maxDelay ?? DEFAULT_MAX_DELAY_MS
   if (options.jitter) delay -= delay * Math.min(1, Math.max(0, options.jitter)) * random()
   return Math.max(0, Math.round(delay))
 }

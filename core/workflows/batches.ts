@@ -473,7 +473,7 @@ class BatchControl {
     this.unsubscribe.push(hooks.on('job:paused', follow), hooks.on('job:resumed', follow), hooks.on('job:cancelled', follow))
     const onAbort = () => {
       // The runtime aborts with reason 'cancelled' when the job was cancelled (see JobRuntime).
-      if ((signal.reason as { reason?: unknown } | undefined)?.reason === 'cancelled') this.cancelled = true
+      if (signal.reason === 'cancelled') this.cancelled = true
       this.stop(signal.reason)
     }
     if (signal.aborted) onAbort()

@@ -151,18 +151,23 @@ describe('batches', () => {
     const api = (path: string) => request(jobpost!.app).post(`/api/v1/jobs/${job.jobId}/${path}`).set('Authorization', `Bearer ${admin.token}`)
     await eventually(() => started.length === 2)
 
+    // Pause aborts the attempt (paused means no code of the job runs): the items under way are
+    // aborted and left for the next attempt, which runs once the batch is resumed.
     await api('pause').expect(200)
-    release.get(1)!()
-    release.get(2)!()
-    await eventually(async () => (await jobpost!.workflows.batches.summary(job.jobId)).completed === 2)
-    // Paused: no new item starts (give the workers a moment to prove it).
-    await new Promise((resolve) => setTimeout(resolve, 300))
+    await eventually(() => aborted.length === 2)
+    expect(aborted.sort()).toEqual([1, 2])
+    await jobpost.runtime.whenIdle()
     expect(started).toEqual([1, 2])
-    expect((await jobpost.jobs.getJob(job.jobId))!).toMatchObject({ status: 'paused', progress: 20 })
+    expect((await jobpost.jobs.getJob(job.jobId))!).toMatchObject({ status: 'paused', attempts: 0 })
 
     await api('resume').expect(200)
     await eventually(() => started.length === 4)
-    expect(started).toEqual([1, 2, 3, 4])
+    expect(started).toEqual([1, 2, 1, 2])
+    release.get(1)!()
+    release.get(2)!()
+    await eventually(() => started.length === 6)
+    expect(started).toEqual([1, 2, 1, 2, 3, 4])
+    aborted.length = 0
 
     await api('cancel').expect(200)
     await eventually(() => aborted.length === 2)
@@ -174,7 +179,7 @@ describe('batches', () => {
     expect(items.map((item) => item.status)).toEqual(['completed', 'completed', 'failed', 'failed', ...Array(6).fill('pending')])
     expect(items[2]!.error).toBe('Cancelled while processing.')
     await new Promise((resolve) => setTimeout(resolve, 200))
-    expect(started).toHaveLength(4)
+    expect(started).toHaveLength(6)
     expect((await jobpost.jobs.getJob(job.jobId))!.status).toBe('cancelled')
   })
 

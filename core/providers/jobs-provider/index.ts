@@ -46,6 +46,7 @@ const jobsProvider: Provider<JobsService> = ({ hooks, context }) => {
     clock: context.clock,
     logger: context.logger,
     queueDefaults: (type) => processors.get(type),
+    leaseMs: context.config.workerLeaseMs,
   })
   const workerId = `${os.hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`
   const logs = new JobLogs({
@@ -75,6 +76,7 @@ const jobsProvider: Provider<JobsService> = ({ hooks, context }) => {
     concurrency: context.config.workerConcurrency,
     leaseMs: context.config.workerLeaseMs,
     pollIntervalMs: context.config.workerPollMs,
+    shutdownGraceMs: context.config.shutdownGraceMs,
   })
 
   for (const event of JOB_CHANGE_EVENTS) {

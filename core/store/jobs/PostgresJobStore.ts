@@ -326,7 +326,7 @@ export class PostgresJobStore implements JobStore {
          done AS (
            UPDATE job_state j SET status = v.status, progress = 100, completed_at = v.at, updated_at = v.at,
              attempt_token = NULL, locked_until = NULL, paused_from = NULL
-           FROM v WHERE j.post_id = v.post_id AND j.status IN ('running', 'paused') AND j.attempt_token = v.token
+           FROM v WHERE j.post_id = v.post_id AND j.status = 'running' AND j.attempt_token = v.token
            RETURNING j.*),
          results AS (
            INSERT INTO post_meta (post_id, meta_key, meta_value) SELECT d.post_id, 'result', v.result FROM done d JOIN v ON v.post_id = d.post_id

@@ -330,8 +330,8 @@ export class SqliteJobStore implements JobStore {
           db,
           {
             postId: completion.postId,
-            // A running job that was paused completes too (pause does not stop a processor yet).
-            from: ['running', 'paused'],
+            // Only the running attempt holding the token settles (see README, "Job lifecycle").
+            from: ['running'],
             token: completion.token,
             set: {
               status: completion.status,
