@@ -46,8 +46,11 @@ type Work =
 
 /** A transaction of queued work gives the connection back after this long (the loop's budget). */
 const SLICE_MS = 20
+/** A cleanup chunk aims at this many ms of the loop. */
+const DELETE_SLICE_MS = 10
+const MAX_DELETE_CHUNK = 1000
 /** Rows written per slice by a large insert (which keeps its one transaction across slices). */
-const INSERT_CHUNK = 500
+const INSERT_CHUNK = 200
 
 const statementCaches = new WeakMap<Db, Map<string, Statement>>()
 
@@ -64,6 +67,8 @@ export class SqliteJobStore implements JobStore {
   /** Sees every statement with its parameters (tests explain their plans). */
   trace?: (sql: string, values: unknown[]) => void
   private queue: Work[] = []
+  /** Rows per cleanup chunk, adapted to keep each one near DELETE_SLICE_MS. */
+  private deleteChunk = 100
   private flushing = false
 
   constructor(private readonly knex: Knex) {}
@@ -419,19 +424,34 @@ export class SqliteJobStore implements JobStore {
     )
   }
 
-  deleteFinishedBefore(cutoff: number, limit: number): Promise<number> {
-    return this.run((db) => {
-      let deleted = 0
-      for (const status of FINAL_STATUSES_LIST) {
-        if (deleted >= limit) break
-        deleted += this.statement(
-          db,
-          `DELETE FROM posts WHERE id IN (
-             SELECT post_id FROM job_state WHERE status = ? AND completed_at > 0 AND completed_at < ? ORDER BY completed_at LIMIT ?)`,
-        ).run(status, cutoff, limit - deleted).changes
-      }
-      return deleted
-    })
+  /**
+   * Deletes in chunks sized to take a few ms each (a job's post, typed row, meta and index
+   * entries are ~20 B-tree deletions, and a database under load is slower): the loop is never
+   * held for more than one small chunk.
+   */
+  async deleteFinishedBefore(cutoff: number, limit: number): Promise<number> {
+    let deleted = 0
+    while (deleted < limit) {
+      const want = Math.min(this.deleteChunk, limit - deleted)
+      const { n, ms } = await this.run((db) => {
+        const started = performance.now()
+        let n = 0
+        for (const status of FINAL_STATUSES_LIST) {
+          if (n >= want) break
+          n += this.statement(
+            db,
+            `DELETE FROM posts WHERE id IN (
+               SELECT post_id FROM job_state WHERE status = ? AND completed_at > 0 AND completed_at < ? ORDER BY completed_at LIMIT ?)`,
+          ).run(status, cutoff, want - n).changes
+        }
+        return { n, ms: performance.now() - started }
+      })
+      deleted += n
+      if (n < want) break
+      if (ms < DELETE_SLICE_MS / 3) this.deleteChunk = Math.min(MAX_DELETE_CHUNK, this.deleteChunk * 2)
+      else if (ms > DELETE_SLICE_MS) this.deleteChunk = Math.max(10, Math.floor(this.deleteChunk / 2))
+    }
+    return deleted
   }
 
   listQueue(query: QueueQuery): Promise<{ jobs: StoredJob[]; total: number }> {
