@@ -7,7 +7,8 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-const adminDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+// JOBPOST_ADMIN_UI_DIR: another copy of admin-ui/ (the script's test uses one).
+const adminDir = path.resolve(process.env.JOBPOST_ADMIN_UI_DIR ?? path.join(path.dirname(fileURLToPath(import.meta.url)), '..'))
 const root = path.resolve(adminDir, '..')
 const builtMarker = path.join(adminDir, 'dist', 'index.html')
 /** What the build reads: the app's sources, its config, and the contract it imports. */

@@ -13,6 +13,7 @@ export function createAdminRouter(auth: Auth): Router {
         children: [
           { path: '', name: 'dashboard', component: () => import('./views/DashboardView.vue') },
           { path: 'jobs', name: 'jobs', component: () => import('./views/JobsView.vue') },
+          { path: 'queue', name: 'queue', component: () => import('./views/QueueView.vue') },
           { path: 'schedules', name: 'schedules', component: () => import('./views/SchedulesView.vue') },
           { path: 'workers', name: 'workers', component: () => import('./views/WorkersView.vue') },
         ],

@@ -54,14 +54,23 @@ describe('JobDrawer.vue, the job detail drawer, on a real server', () => {
 
     const table = wrapper.find('[data-test="items"]')
     const headers = table.findAll('th').map((th) => th.text())
-    expect(headers).toEqual(expect.arrayContaining(['index', 'id', 'status', 'error', 'result']))
+    // Headings for people, not the export's keys.
+    expect(headers).toEqual(['#', 'Item', 'Status', 'Attempts', 'Error', 'Result', 'Started', 'Finished'])
     const rows = table.findAll('tbody tr')
     expect(rows).toHaveLength(3)
     const cellOf = (row: number, column: string) => rows[row]!.findAll('td')[headers.indexOf(column)]!.text()
-    expect(rows.map((_, i) => cellOf(i, 'id'))).toEqual(['a', 'b', 'c'])
-    expect(cellOf(1, 'error')).toBe('<b>image b</b> is not an image')
+    expect(rows.map((_, i) => cellOf(i, 'Item'))).toEqual(['a', 'b', 'c'])
+    expect(cellOf(1, 'Error')).toBe('<b>image b</b> is not an image')
     expect(table.find('b').exists()).toBe(false)
-    expect(cellOf(0, 'result')).toBe('{"width":640}')
+    expect(cellOf(0, 'Result')).toBe('{"width":640}')
+    // Exports are offered, since there are items.
+    expect(wrapper.find('[data-test="export-csv"]').exists()).toBe(true)
+
+    // The status filter narrows the items to the failed one.
+    const statusSelect = wrapper.find('[data-test="item-status"]')
+    expect(statusSelect.findAll('option').map((o) => o.text())).toEqual(['All 3', 'Completed (2)', 'Failed (1)'])
+    await statusSelect.setValue('failed')
+    expect(wrapper.findAll('[data-test="items"] tbody tr').map((tr) => tr.attributes('data-status'))).toEqual(['failed'])
 
     // Escape closes it, wherever the focus is.
     document.body.dispatchEvent(new KeyboardEvent('keydown', { key: 'Escape', bubbles: true }))
@@ -78,7 +87,44 @@ describe('JobDrawer.vue, the job detail drawer, on a real server', () => {
     wrapper = mount(JobDrawer, { props: { job: await api.getJob(handle.jobId), api }, attachTo: document.body })
     await vi.waitFor(() => expect(wrapper!.text()).toContain('This job has no items.'))
     expect(wrapper.find('[data-test="drawer-error"]').text()).toBe('API timeout')
+    // No items: nothing to export, so no export buttons.
+    expect(wrapper.find('[data-test="export-csv"]').exists()).toBe(false)
+    expect(wrapper.find('[data-test="export-json"]').exists()).toBe(false)
     // Focus starts on the close button, for keyboard users.
     expect(document.activeElement?.getAttribute('aria-label')).toBe('Close details')
+  })
+
+  it('pages a batch of 120 items 50 at a time, offers the actions it is given, and emits the one chosen', async () => {
+    jobpost = await startJobpost({ corsOrigins: [PAGE_ORIGIN], runWorker: true })
+    const admin = await userWithRole(jobpost, 'administrator')
+    const hooks = jobpost.pluginHooks('media-plugin')
+    hooks.registerBatchProcessor('touch', () => ({ ok: true }), { itemMaxAttempts: 1 })
+    const queued = await hooks.enqueueBatch({
+      type: 'touch',
+      name: 'Touch files',
+      items: Array.from({ length: 120 }, (_, i) => ({ id: `f${i}` })),
+      createdBy: admin.id,
+    })
+    const api = createApiClient({ baseUrl: jobpost.url, getToken: () => admin.token })
+    const job = (await eventually(async () => {
+      const current = await api.getJob(queued.jobId)
+      return current.status === 'completed' ? current : null
+    }))!
+    const onAction = vi.fn()
+    wrapper = mount(JobDrawer, {
+      props: { job, api, actions: ['retry', 'delete'], actionLabels: { retry: 'Retry', delete: 'Delete' }, onAction },
+      attachTo: document.body,
+    })
+    await vi.waitFor(() => expect(wrapper!.find('[data-test="items-range"]').exists()).toBe(true))
+    expect(wrapper.find('[data-test="items-range"]').text()).toBe('1–50 of 120')
+    expect(wrapper.findAll('[data-test="items"] tbody tr')).toHaveLength(50)
+    await wrapper.find('[data-test="items-next"]').trigger('click')
+    await wrapper.find('[data-test="items-next"]').trigger('click')
+    expect(wrapper.find('[data-test="items-range"]').text()).toBe('101–120 of 120')
+    expect(wrapper.findAll('[data-test="items"] tbody tr')).toHaveLength(20)
+
+    expect(wrapper.findAll('.drawer__actions button').map((b) => b.text())).toEqual(['Retry', 'Delete'])
+    await wrapper.find('[data-test="drawer-action-retry"]').trigger('click')
+    expect(onAction).toHaveBeenCalledWith('retry')
   })
 })

@@ -1,3 +1,4 @@
+import http from 'node:http'
 import net from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { effectScope, type EffectScope } from 'vue'
@@ -72,9 +73,33 @@ export async function startRelay(targetUrl: string) {
   }
 }
 
+/**
+ * The API client's fetch, made on Node's http module. happy-dom's fetch answers a GET from its
+ * response cache when the response had an ETag and no expiry, without asking the server again
+ * (browsers revalidate), so a test would see an old answer.
+ */
+const uncachedFetch: typeof fetch = (input, init) =>
+  new Promise((resolve, reject) => {
+    const url = new URL(String(input))
+    const headers = Object.fromEntries(new Headers(init?.headers).entries())
+    const req = http.request(url, { method: init?.method ?? 'GET', headers: { ...headers, Origin: PAGE_ORIGIN }, agent: false }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (chunk: Buffer) => chunks.push(chunk))
+      res.on('end', () => {
+        const responseHeaders = new Headers()
+        for (const [key, value] of Object.entries(res.headers)) if (typeof value === 'string') responseHeaders.set(key, value)
+        resolve(new Response(res.statusCode === 204 ? null : Buffer.concat(chunks), { status: res.statusCode, headers: responseHeaders }))
+      })
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    if (init?.body) req.write(String(init.body))
+    req.end()
+  })
+
 /** The admin UI's own API client and socket, pointed at `baseUrl`, living in an effect scope. */
 export function connectClient(options: { baseUrl: string; wsUrl: string; token: () => string } & Partial<JobsSocketOptions>) {
-  const api: ApiClient = createApiClient({ baseUrl: options.baseUrl, getToken: options.token })
+  const api: ApiClient = createApiClient({ baseUrl: options.baseUrl, getToken: options.token, fetch: uncachedFetch })
   const scope: EffectScope = effectScope()
   const socket: JobsSocket = scope.run(() =>
     useJobsSocket({

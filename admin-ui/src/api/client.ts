@@ -1,6 +1,7 @@
 import type {
   ApiEnvelope,
   BulkRequest,
+  ChainView,
   ErrorCode,
   Job,
   JobAttempt,
@@ -114,6 +115,8 @@ export function createApiClient(options: ApiClientOptions) {
       response = await doFetch(`${baseUrl}/api/v1${path}${query ? `?${query}` : ''}`, {
         method,
         headers,
+        // Live data: never an answer from a cache (happy-dom's, a proxy's or the browser's heuristics).
+        cache: 'no-store',
         body: init.body === undefined ? undefined : JSON.stringify(init.body),
       })
     } catch (cause) {
@@ -215,6 +218,25 @@ export function createApiClient(options: ApiClientOptions) {
     },
     async stats() {
       return (await request<JobStats>('GET', '/jobs/stats')).data
+    },
+    /** The Queue view: pending jobs of a type in the order the runtime claims them (or the delayed ones). */
+    async queue(query: { type: string; delayed?: boolean; limit?: number }) {
+      const params = new URLSearchParams({ type: query.type })
+      if (query.delayed) params.set('delayed', 'true')
+      if (query.limit !== undefined) params.set('limit', String(query.limit))
+      const { data, meta } = await request<Job[]>('GET', '/jobs/queue', { query: params })
+      return { jobs: data, total: meta?.total ?? data.length }
+    },
+    /** Pending jobs claimed in exactly this order relative to each other (manage_jobs); → the jobs, moved. */
+    async reorderJobs(jobIds: string[]) {
+      return (await request<Job[]>('POST', '/jobs/reorder', { body: { jobIds } })).data
+    },
+    async setPriority(jobId: string, priority: number) {
+      return (await request<Job>('POST', `${jobPath(jobId)}/priority`, { body: { priority } })).data
+    },
+    /** A chain's steps as its detail draws them. */
+    async chain(jobId: string) {
+      return (await request<ChainView>('GET', `${jobPath(jobId)}/chain`)).data
     },
     async getJob(jobId: string) {
       return (await request<Job>('GET', jobPath(jobId))).data

@@ -86,6 +86,9 @@ export function useJobQueue(options: JobQueueOptions) {
   let sweepAt = Infinity
   let disposed = false
   let syncSeq = 0
+  /** A counter of applied socket updates, and the value at each job's last one. */
+  let tick = 0
+  const touched = new Map<string, number>()
 
   function bump() {
     version.value += 1
@@ -102,8 +105,9 @@ export function useJobQueue(options: JobQueueOptions) {
   }
 
   function sweep() {
+    // Everything due by the time this sweep was set for (or by now) leaves, in one render.
+    const t = Math.max(now(), sweepAt + 50)
     sweepAt = Infinity
-    const t = now()
     let changed = false
     for (const [jobId, at] of expiries) {
       if (at > t) continue
@@ -140,7 +144,11 @@ export function useJobQueue(options: JobQueueOptions) {
     flush(batch) {
       if (disposed) return
       let changed = false
-      for (const job of batch.values()) changed = apply(job) || changed
+      tick += 1
+      for (const job of batch.values()) {
+        touched.set(job.jobId, tick)
+        changed = apply(job) || changed
+      }
       if (changed) {
         bump()
         scheduleSweep()
@@ -166,7 +174,10 @@ export function useJobQueue(options: JobQueueOptions) {
     const { jobs: active } = await options.api.listJobs({ status: ACTIVE_STATUSES, limit: 500 })
     const seen = new Set(active.map((job) => job.jobId))
     const moved = [...jobs.values()].filter((job) => !isFinalStatus(job.status) && !seen.has(job.jobId))
-    const reread = await Promise.all(moved.map((job) => options.api.getJob(job.jobId).catch(() => null)))
+    // A job that is gone (404) leaves; one that could not be read now keeps its card.
+    const reread = await Promise.all(
+      moved.map((job) => options.api.getJob(job.jobId).catch((e: unknown) => ((e as { status?: number }).status === 404 ? null : job))),
+    )
     const kept = [...jobs.values()].filter((job) => isFinalStatus(job.status) && !seen.has(job.jobId))
     return [...active, ...reread.filter((job): job is Job => job !== null && !seen.has(job.jobId)), ...kept]
   }
@@ -174,14 +185,22 @@ export function useJobQueue(options: JobQueueOptions) {
   /** Replaces the stack with the server's view (what changed since, from the socket, still wins). */
   async function sync() {
     const seq = ++syncSeq
+    incoming.flushNow()
+    const since = tick
     try {
-      const listed = await readFromServer()
+      // Once more at once after a network error: a connection kept alive across the outage may be dead.
+      const listed = await readFromServer().catch((e: unknown) => {
+        if ((e as { code?: string }).code === 'NETWORK_ERROR') return readFromServer()
+        throw e
+      })
       if (disposed || seq !== syncSeq) return
       incoming.flushNow()
       const keep = new Set(listed.map((job) => job.jobId))
       for (const job of listed) apply(job)
-      // Cards the server no longer lists left (dismissed in another tab, expired, deleted).
-      for (const jobId of [...jobs.keys()]) if (!keep.has(jobId)) jobs.delete(jobId)
+      // Cards the server no longer lists left (dismissed in another tab, expired, deleted), unless the
+      // socket told of them after the list was asked for.
+      for (const jobId of [...jobs.keys()]) if (!keep.has(jobId) && (touched.get(jobId) ?? 0) <= since) jobs.delete(jobId)
+      for (const jobId of [...touched.keys()]) if (!jobs.has(jobId)) touched.delete(jobId)
       for (const jobId of [...expiries.keys()]) if (!jobs.has(jobId)) expiries.delete(jobId)
       loadError.value = null
       bump()

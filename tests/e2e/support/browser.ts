@@ -4,7 +4,8 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 
 export const CHROMIUM_PATH = '/usr/bin/chromium'
 export const hasChromium = fs.existsSync(CHROMIUM_PATH)
-export const ARTIFACTS_DIR = path.resolve('test-artifacts')
+/** Screenshots of the admin UI, kept with the docs (README links them). */
+export const ARTIFACTS_DIR = path.resolve('docs/screenshots')
 
 /** Headless Debian Chromium, without the background traffic a closed network refuses. */
 export function launchChromium(): Promise<Browser> {
@@ -32,8 +33,14 @@ export interface WatchedPage {
 }
 
 /** A fresh context (its own sessionStorage) and page, recording dialogs, errors and CSP violations. */
-export async function openPage(browser: Browser, options: { width?: number; height?: number } = {}): Promise<WatchedPage> {
-  const context = await browser.newContext({ viewport: { width: options.width ?? 1280, height: options.height ?? 800 } })
+export async function openPage(
+  browser: Browser,
+  options: { width?: number; height?: number; colorScheme?: 'light' | 'dark' } = {},
+): Promise<WatchedPage> {
+  const context = await browser.newContext({
+    viewport: { width: options.width ?? 1280, height: options.height ?? 800 },
+    colorScheme: options.colorScheme ?? 'light',
+  })
   const page = await context.newPage()
   page.setDefaultTimeout(10_000)
   const dialogs: string[] = []
