@@ -92,7 +92,7 @@ export class ProcessorRegistry {
       owner,
       concurrency: o.concurrency ?? Infinity,
       maxAttempts: o.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
-      backoff: o.backoff ?? DEFAULT_BACKOFF,
+      backoff: { ...(o.backoff ?? DEFAULT_BACKOFF) },
       timeout: o.timeout,
     })
     for (const listener of this.listeners) listener(type)
