@@ -1,0 +1,187 @@
+import fs from 'node:fs'
+import path from 'node:path'
+import type { Browser, Page } from 'playwright-core'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import type { Job } from '../../core/contract.js'
+import { UnrecoverableError } from '../../core/errors.js'
+import { DEFAULT_ADMIN_UI_DIST } from '../../core/providers/admin-ui-provider/index.js'
+import { eventually, PASSWORD, startJobpost } from '../support/harness.js'
+import { CHROMIUM_PATH, hasChromium, launchChromium, openPage, screenshot, type WatchedPage } from './support/browser.js'
+
+if (!hasChromium) {
+  console.warn(`\n  ⚠ SKIPPED (queue view end-to-end): no Chromium at ${CHROMIUM_PATH}; install it with apt-get install chromium\n`)
+}
+
+const TYPE = 'render'
+
+/**
+ * Issue 16 in headless Chromium against the real server: the Queue view reorders pending jobs by
+ * drag and drop and by keyboard through POST /jobs/reorder; the order survives a reload, a second
+ * browser sees it live, and a failed chain is drawn as a chain in the job's drawer.
+ */
+describe.skipIf(!hasChromium)('the Queue view and the chain drawing, in headless Chromium', { timeout: 90_000 }, () => {
+  let jobpost: Awaited<ReturnType<typeof startJobpost>>
+  let browser: Browser
+  let token: string
+  const email = 'queue-admin@example.com'
+  const pages: WatchedPage[] = []
+
+  beforeAll(async () => {
+    if (!fs.existsSync(path.join(DEFAULT_ADMIN_UI_DIST, 'index.html'))) {
+      throw new Error('admin-ui/dist is missing: run `npm run build` (npm test does it first, in its pretest script)')
+    }
+    jobpost = await startJobpost()
+    await jobpost.auth.createUser({ email, password: PASSWORD, roles: ['administrator'] })
+    token = (await api<{ token: string }>('POST', '/auth/login', { email, password: PASSWORD }, false)).token
+    browser = await launchChromium()
+  })
+  afterAll(async () => {
+    await browser?.close()
+    await jobpost?.close({ graceMs: 100 })
+  })
+  afterEach(async () => {
+    // No dialog, no script error, no CSP violation on any page.
+    for (const { context, dialogs, problems } of pages.splice(0)) {
+      await context.close()
+      expect(dialogs).toEqual([])
+      expect(problems.filter((p) => !/Failed to load resource/.test(p))).toEqual([])
+    }
+  })
+
+  async function api<T>(method: string, route: string, body?: unknown, auth = true): Promise<T> {
+    const res = await fetch(`${jobpost.url}/api/v1${route}`, {
+      method,
+      headers: {
+        ...(auth ? { Authorization: `Bearer ${token}` } : {}),
+        ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    })
+    const envelope = (await res.json()) as { success: boolean; data: T; error?: unknown }
+    if (!envelope.success) throw new Error(`${method} ${route}: ${res.status} ${JSON.stringify(envelope.error)}`)
+    return envelope.data
+  }
+
+  async function signIn(to: string): Promise<Page> {
+    const watched = await openPage(browser, { width: 1280, height: 860 })
+    pages.push(watched)
+    const { page } = watched
+    await page.goto(`${jobpost.url}/admin${to}`)
+    await page.waitForURL(/\/admin\/login/)
+    await page.getByLabel('Email').fill(email)
+    await page.getByLabel('Password').fill(PASSWORD)
+    await page.getByRole('button', { name: 'Sign in' }).click()
+    await page.waitForURL((url) => !url.pathname.includes('/login'))
+    await page.locator('[data-test="connection"]', { hasText: 'Live' }).waitFor()
+    return page
+  }
+
+  /** The names the page shows, top first. */
+  const shown = (page: Page) => page.locator('[data-test="queue-row"] [data-test="queue-name"]').allTextContents()
+  const row = (page: Page, name: string) => page.locator('[data-test="queue-row"]', { has: page.locator('[data-test="queue-name"]', { hasText: new RegExp(`^${name}$`) }) })
+  /** Waits until the page shows exactly this order. */
+  const showsOrder = (page: Page, names: string[]) => eventually(async () => JSON.stringify(await shown(page)) === JSON.stringify(names), { timeoutMs: 8000 })
+  /** The order the server (and so the worker) has. */
+  const serverOrder = async () => (await api<Job[]>('GET', `/jobs/queue?type=${TYPE}`)).map((job) => job.name)
+
+  it('reorders by drag and drop and by keyboard; the order survives a reload and a second browser sees it live', async () => {
+    const hooks = jobpost.pluginHooks('render-farm')
+    const start = Date.now() - 5 * 60_000
+    // Queued (enqueueJob) but nothing runs them: no processor for the type, so the order stays visible.
+    for (let i = 1; i <= 6; i++) {
+      await hooks.enqueueJob({ type: TYPE, name: `Render shot ${i}`, runAt: new Date(start + i * 1000).toISOString(), priority: i === 2 ? 1 : 0 })
+    }
+    await hooks.enqueueJob({ type: TYPE, name: 'Nightly archive', delay: 3_600_000 })
+    let order = ['Render shot 2', 'Render shot 1', 'Render shot 3', 'Render shot 4', 'Render shot 5', 'Render shot 6']
+    expect(await serverOrder()).toEqual(order)
+
+    const page = await signIn(`/queue?type=${TYPE}`)
+    await showsOrder(page, order)
+    expect(await row(page, 'Render shot 2').locator('[data-test="queue-priority"]').textContent()).toContain('priority 1')
+    expect(await page.locator('[data-test="queue-delayed"]').textContent()).toContain('Nightly archive')
+
+    // A second browser (another session) on the same queue.
+    const other = await signIn(`/queue?type=${TYPE}`)
+    await showsOrder(other, order)
+
+    // Mouse: drag "Render shot 5" onto the top half of the first row.
+    await row(page, 'Render shot 5').dragTo(row(page, 'Render shot 2'), { targetPosition: { x: 60, y: 4 } })
+    order = ['Render shot 5', 'Render shot 2', 'Render shot 1', 'Render shot 3', 'Render shot 4', 'Render shot 6']
+    await showsOrder(page, order)
+    await eventually(async () => JSON.stringify(await serverOrder()) === JSON.stringify(order))
+    await showsOrder(other, order)
+
+    // Keyboard: "Render shot 6" up twice (Alt+↑), then "Render shot 1" to the top (Alt+Home).
+    await row(page, 'Render shot 6').focus()
+    await page.keyboard.press('Alt+ArrowUp')
+    await showsOrder(page, ['Render shot 5', 'Render shot 2', 'Render shot 1', 'Render shot 3', 'Render shot 6', 'Render shot 4'])
+    // The moved row keeps the focus, so the next key moves it again.
+    expect(await page.evaluate(() => document.activeElement?.querySelector('[data-test="queue-name"]')?.textContent)).toBe('Render shot 6')
+    await page.keyboard.press('Alt+ArrowUp')
+    await eventually(async () => !(await page.locator('.queue-list--saving').count()))
+    await row(page, 'Render shot 1').focus()
+    await page.keyboard.press('Alt+Home')
+    order = ['Render shot 1', 'Render shot 5', 'Render shot 2', 'Render shot 6', 'Render shot 3', 'Render shot 4']
+    await showsOrder(page, order)
+    await eventually(async () => JSON.stringify(await serverOrder()) === JSON.stringify(order))
+    expect(await page.locator('[data-test="queue-announcement"]').textContent()).toBe('Render shot 1 moved to position 1 of 6.')
+    // Every moved job now has the priority of the head.
+    expect(new Set((await page.locator('[data-test="queue-priority"]').allTextContents()).map((text) => text.trim()))).toEqual(new Set(['priority 1']))
+
+    // The second browser followed without a reload; the first one finds the order again after one.
+    await showsOrder(other, order)
+    await page.reload()
+    await showsOrder(page, order)
+
+    // New jobs arrive live, in their place: a high-priority one at the top of both pages.
+    await hooks.enqueueJob({ type: TYPE, name: 'Render hotfix', priority: 5 })
+    order = ['Render hotfix', ...order]
+    await showsOrder(page, order)
+    await showsOrder(other, order)
+    await row(page, 'Render shot 3').hover()
+    await screenshot(page, 'queue-view.png')
+    expect(await serverOrder()).toEqual(order)
+  })
+
+  it('draws a failed chain as a chain in the job’s drawer', async () => {
+    const hooks = jobpost.pluginHooks('voxcraft')
+    hooks.registerJobProcessor('url_fetch', async () => ({ content: 'Jobpost keeps background jobs as posts…', words: 512 }))
+    hooks.registerJobProcessor('summarize', async () => {
+      throw new UnrecoverableError('LLM quota exceeded (HTTP 429 from the summarizer)')
+    })
+    hooks.registerJobProcessor('tts', async () => ({ audio: 'never.mp3' }))
+    jobpost.runtime.start()
+    try {
+      const chain = await api<Job>('POST', '/jobs/chain', {
+        name: 'Article → summary → speech',
+        steps: [
+          { type: 'url_fetch', name: 'Fetch the article', payload: { url: 'https://example.com/post' } },
+          { type: 'summarize', name: 'Summarize it', payload: { text: '{{steps[0].result.content}}', words: '{{steps[0].result.words}}' } },
+          { type: 'tts', name: 'Read it aloud', payload: { text: '{{steps[1].result.summary}}', title: '{{steps[0].result.content}}' } },
+        ],
+      })
+      await eventually(async () => (await api<Job>('GET', `/jobs/${chain.jobId}`)).status === 'failed', { timeoutMs: 10_000 })
+
+      const page = await signIn(`/jobs?job=${chain.jobId}`)
+      const drawing = page.locator('[data-test="drawer"] [data-test="chain-view"]')
+      await drawing.locator('[data-test="chain-step"]').first().waitFor()
+      const steps = drawing.locator('[data-test="chain-step"]')
+      expect(await steps.evaluateAll((els) => els.map((el) => [el.getAttribute('data-state'), el.getAttribute('data-failed')]))).toEqual([
+        ['completed', 'false'],
+        ['failed', 'true'],
+        ['never_created', 'false'],
+      ])
+      expect(await steps.nth(1).locator('[data-test="chain-step-summary"]').textContent()).toContain('LLM quota exceeded')
+      expect(await steps.nth(0).locator('[data-test="chain-step-duration"]').textContent()).toMatch(/\d+(\.\d)? (ms|s)/)
+      expect(await steps.nth(2).textContent()).toContain('never ran')
+      expect(await steps.nth(2).locator('[data-test="chain-step-uses"]').textContent()).toContain('steps[1].result.summary')
+      // Template links drawn as arcs: 0→1 and 1→2, 0→2.
+      expect(await drawing.locator('path.chain__arc').count()).toBe(3)
+      expect(await drawing.locator('[data-test="chain-summary"]').textContent()).toContain('step 2 failed and ended the chain')
+      await drawing.scrollIntoViewIfNeeded()
+      await screenshot(page, 'chain-failed.png')
+    } finally {
+      await jobpost.runtime.stop()
+    }
+  })
+})
