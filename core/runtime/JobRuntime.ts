@@ -381,7 +381,7 @@ export class JobRuntime {
         }
       },
       (thrown: unknown) => {
-        if (controller.signal.aborted && !isAbortReason(thrown) && !(thrown instanceof AttemptAborted)) {
+        if (controller.signal.aborted && !isAbortReason(thrown) && !isInstance(thrown, AttemptAborted)) {
           log.warn({ reason: controller.signal.reason, err: coerceError(thrown) }, 'A late error after the attempt was aborted was ignored')
         }
       },
@@ -396,7 +396,7 @@ export class JobRuntime {
       // Group-committed with the other completions of this turn, fenced by the attempt token.
       else await jobs.completeAttempt(entry.record, result)
     } catch (thrown) {
-      if (thrown instanceof AttemptAborted || controller.signal.aborted) {
+      if (isInstance(thrown, AttemptAborted) || controller.signal.aborted) {
         entry.abandoned = true
         const reason = isAbortReason(controller.signal.reason) ? controller.signal.reason : 'lease_lost'
         end = { outcome: outcomeOfAbort(reason) }
@@ -408,7 +408,7 @@ export class JobRuntime {
         await progress.flush()
         await this.settleFailure(entry.record, processor, {
           message: error.message,
-          retryable: !(thrown instanceof UnrecoverableError) && readProperty(thrown, 'retryable') !== false,
+          retryable: !isInstance(thrown, UnrecoverableError) && readProperty(thrown, 'retryable') !== false,
           retryDelay: clampRetryDelay(readProperty(thrown, 'retryDelay')),
         })
       }
@@ -547,7 +547,7 @@ interface Failure {
 
 /** The seed's processors return `{ success: false, error, retryable, retryDelay }` to fail. */
 function returnedFailure(result: unknown): Failure | null {
-  if (!result || typeof result !== 'object' || result instanceof CompletedWithErrors) return null
+  if (!result || typeof result !== 'object' || isInstance(result, CompletedWithErrors)) return null
   const success = readProperty(result, 'success')
   const retryable = readProperty(result, 'retryable')
   if (success !== false && retryable !== false) return null
@@ -563,6 +563,15 @@ function returnedFailure(result: unknown): Failure | null {
 class AttemptAborted extends Error {
   constructor(readonly reason: unknown) {
     super(`Attempt aborted: ${String(reason)}`)
+  }
+}
+
+/** `instanceof` that never throws (a hostile proxy's getPrototypeOf trap may). */
+function isInstance(value: unknown, type: abstract new (...args: never[]) => unknown): boolean {
+  try {
+    return value instanceof type
+  } catch {
+    return false
   }
 }
 

@@ -1,0 +1,136 @@
+import path from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { DatabaseTarget } from '../../core/config.js'
+import type { Jobpost } from '../../core/createJobpost.js'
+import { eventually, freshPostgresDatabase, startJobpost } from '../support/harness.js'
+import { spawnWorker, tempDir, type Child } from './support/processes.js'
+
+const LEASE_MS = 600
+
+/**
+ * Plugin code as a fault boundary, in real worker processes (tests/reliability/fixtures/worker.ts):
+ * any thrown value becomes a readable error; faults plugin code leaves behind (an unhandled
+ * rejection, an exception thrown from a timer) are logged with the plugin's name and the process
+ * goes on; a job whose attempts keep killing their worker (SIGKILL) is failed once its attempts
+ * are used, not retried forever; a tracked job whose process dies ends failed, saying so.
+ */
+describe.each(['sqlite', 'postgres'] as const)('plugin faults and dying processes (%s)', (dialect) => {
+  const tmp = tempDir('faults')
+  const eventLog = path.join(tmp.dir, 'events.log')
+  let databaseUrl = ''
+  let producer: Jobpost | undefined
+  let pg: Awaited<ReturnType<typeof freshPostgresDatabase>> = null
+  const children: Child[] = []
+
+  beforeAll(async () => {
+    let target: DatabaseTarget
+    if (dialect === 'postgres') {
+      pg = await freshPostgresDatabase('faults')
+      if (!pg) return
+      databaseUrl = pg.url
+      target = { dialect: 'postgres', connectionString: pg.url }
+    } else {
+      databaseUrl = `sqlite:${path.join(tmp.dir, 'jobs.sqlite')}`
+      target = { dialect: 'sqlite', filename: path.join(tmp.dir, 'jobs.sqlite') }
+    }
+    producer = await startJobpost({ database: target, workerLeaseMs: LEASE_MS }, { listen: false })
+  })
+  afterAll(async () => {
+    for (const child of children) if (child.child.exitCode === null && child.child.signalCode === null) child.child.kill('SIGKILL')
+    await Promise.all(children.map((child) => child.exited))
+    await producer?.close()
+    await pg?.drop()
+    tmp.remove()
+  })
+
+  const spawn = async (env: Record<string, string> = {}) => {
+    const child = await spawnWorker({ databaseUrl, eventLog, leaseMs: LEASE_MS, env: { LOG_LEVEL: 'info', ...env } })
+    children.push(child)
+    return child
+  }
+
+  it('turns any thrown value into a readable error, and contains faults plugin code leaves behind', async (ctx) => {
+    if (!producer) return ctx.skip()
+    const jobs = producer.jobs
+    const hooks = producer.pluginHooks('test')
+    const faults = ['null', 'undefined', 'string', 'number', 'hostile'] as const
+    const thrown = await hooks.enqueueJobs(faults.map((fault) => ({ type: 'faulty', data: { fault }, maxAttempts: 1 })))
+    const worker = await spawn()
+    const finals = await eventually(
+      async () => {
+        const records = await Promise.all(thrown.map((job) => jobs.getJob(job.jobId)))
+        return records.every((record) => record!.status === 'failed') ? records : null
+      },
+      { timeoutMs: 20_000, intervalMs: 50 },
+    )
+    expect(finals!.map((job) => job!.errorMessage)).toEqual([
+      'The plugin threw null.',
+      'The plugin threw undefined.',
+      'a plain string',
+      'The plugin threw number 42.',
+      expect.stringMatching(/^The plugin threw /),
+    ])
+
+    const stray = await hooks.enqueueJobs([
+      { type: 'faulty', data: { fault: 'stray-rejection' } },
+      { type: 'faulty', data: { fault: 'stray-exception' } },
+    ])
+    await worker.waitFor(/Plugin \\"faulty-plugin\\" raised an unhandled rejection \(contained\): a rejection nobody handles/)
+    await worker.waitFor(/Plugin \\"faulty-plugin\\" raised an uncaught exception \(contained\): an exception thrown from a timer/)
+    for (const job of stray) expect((await jobs.getJob(job.jobId))!.status).toBe('completed')
+    // Still alive, still working.
+    const after = await hooks.enqueueJob({ type: 'fixture', data: { mode: 'fast' } })
+    await eventually(async () => (await jobs.getJob(after.jobId))!.status === 'completed', { timeoutMs: 10_000 })
+    expect(worker.child.exitCode).toBeNull()
+    worker.child.kill('SIGTERM')
+    expect((await worker.exited).code).toBe(0)
+  }, 60_000)
+
+  it('fails a job whose attempts keep killing their worker once its attempts are used', async (ctx) => {
+    if (!producer) return ctx.skip()
+    const job = await producer.pluginHooks('test').enqueueJob({ type: 'fixture', data: { mode: 'kill-self' }, maxAttempts: 2 })
+    const exits: (NodeJS.Signals | null)[] = []
+    // Each worker recovers what the one before it left (after the lease), runs it, and dies.
+    for (let round = 0; round < 4; round++) {
+      const record = await producer.jobs.getJobRecord(job.jobId)
+      if (record!.status === 'failed') break
+      const worker = await spawn()
+      const outcome = await Promise.race([
+        worker.exited,
+        eventually(async () => (await producer!.jobs.getJob(job.jobId))!.status === 'failed', { timeoutMs: 15_000, intervalMs: 50 }).then(() => null),
+      ])
+      if (outcome) exits.push(outcome.signal)
+      else {
+        worker.child.kill('SIGTERM')
+        await worker.exited
+      }
+    }
+    expect(exits).toEqual(['SIGKILL', 'SIGKILL'])
+    const failed = await producer.jobs.getJob(job.jobId)
+    expect(failed).toMatchObject({ status: 'failed', attempts: 2 })
+    expect(failed!.errorMessage).toMatch(/lease expired.*no attempts left \(2\)/)
+  }, 90_000)
+
+  it('fails a tracked job, saying why, when the process driving it dies', async (ctx) => {
+    if (!producer) return ctx.skip()
+    const owner = await spawn({ TRACKED_JOB: '1' })
+    const [, jobId] = await owner.waitFor(/TRACKED (\S+)/)
+    const running = await producer.jobs.getJobRecord(jobId!)
+    expect(running).toMatchObject({ status: 'running', progress: 10 })
+    expect(running!.lockedUntil).not.toBeNull()
+    // While its process lives, the lease is renewed: nothing to recover.
+    await new Promise((resolve) => setTimeout(resolve, LEASE_MS * 2))
+    expect(await producer.runtime.recover()).toBe(0)
+    owner.child.kill('SIGKILL')
+    await owner.exited
+    const failed = await eventually(
+      async () => {
+        await producer!.runtime.recover()
+        const job = await producer!.jobs.getJob(jobId!)
+        return job!.status === 'failed' ? job : null
+      },
+      { timeoutMs: 10_000, intervalMs: 100 },
+    )
+    expect(failed!.errorMessage).toMatch(/process driving this job stopped/)
+  }, 60_000)
+})
