@@ -237,6 +237,36 @@ for (const dialect of dialects) {
       }
     })
 
+    it('the store moves all or nothing: a job that stopped being movable after the check rolls the others back', async (ctx) => {
+      if (!db) return ctx.skip()
+      const type = newType()
+      const [a, b, c] = await seed(type, [{ name: 'a' }, { name: 'b' }, { name: 'c' }])
+      // b is claimed between the registry's check and the store's write (what a worker on another instance may do).
+      await jobpost.jobs.claimDueJobs({ slots: new Map([[type, 1]]), limit: 1, leaseMs: 60_000 })
+      const [stateA, stateB, stateC] = (await jobpost.jobStore.getByPostIds([a!.id, b!.id, c!.id])).map((job) => job.state)
+      const running = [stateA, stateB, stateC].find((state) => state!.status === 'running')!
+      const outcome = await jobpost.jobStore.reorder({ postIds: [c!.id, b!.id, a!.id], priority: 9, runAts: [1, 2, 3], now: Date.now() })
+      expect(outcome).toEqual({ ok: false, postId: running.postId })
+      const after = (await jobpost.jobStore.getByPostIds([a!.id, b!.id, c!.id])).map((job) => [job.state.priority, job.state.runAt])
+      expect(after).toEqual([stateA, stateB, stateC].map((state) => [state!.priority, state!.runAt]))
+    })
+
+    it('reorders 500 jobs (the most one call takes) in one go', async (ctx) => {
+      if (!db) return ctx.skip()
+      const type = newType()
+      const runAt = new Date(Date.now() - 60_000).toISOString()
+      const jobs = await jobpost.pluginHooks('reorder-test').enqueueJobs(Array.from({ length: 500 }, (_, i) => ({ type, name: `m${i}`, runAt })))
+      const wanted = [...jobs].reverse()
+      const started = performance.now()
+      const res = await api(admin).reorder(wanted.map((job) => job.jobId)).expect(200)
+      const ms = performance.now() - started
+      console.info(`reorder of 500 jobs on ${dialect.name}: ${ms.toFixed(0)} ms`)
+      expect(res.body.data).toHaveLength(500)
+      const view = (await api(admin).queue(type, '&limit=500').expect(200)).body.data as Job[]
+      expect(view.map((job) => job.jobId)).toEqual(wanted.map((job) => job.jobId))
+      expect(ms).toBeLessThan(5000)
+    })
+
     it('a reorder racing the worker is all or nothing', async (ctx) => {
       if (!db) return ctx.skip()
       const type = newType()

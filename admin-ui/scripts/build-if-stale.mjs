@@ -18,6 +18,7 @@ const sources = [
   path.join(adminDir, 'vite.config.ts'),
   path.join(adminDir, 'tsconfig.json'),
   path.join(root, 'core', 'contract.ts'),
+  path.join(root, 'core', 'registry', 'queueOrder.ts'),
   path.join(root, 'package-lock.json'),
 ]
 
