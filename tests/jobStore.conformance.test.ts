@@ -57,6 +57,7 @@ function conformance(label: string, open: () => Promise<{ db: Database; drop(): 
       const stored = await store.getByJobId(job.jobId)
       expect(stored).toEqual({ jobId: job.jobId, name: 'job', state: { ...job.state, postId }, meta: { data: '{"a":1}', description: 'd' } })
       expect(await store.getByPostIds([postId!, 999_999])).toEqual([stored])
+      expect(await store.getByJobIds([job.jobId, uuidv4()])).toEqual([stored])
       expect(await store.getByJobId(uuidv4())).toBeNull()
     })
 

@@ -124,15 +124,20 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   }
 }
 
+/** Jobs read per query when relaying other instances' events. */
+const RELAY_READ_BATCH = 500
+
 /**
  * Applies other instances' events here: reads each job once (however many clients there are),
  * hands it to the local realtime server, whose per-client filter and coalescing apply as for local
  * events, wakes the local runtime when a job became claimable (without a read), and aborts a local
- * attempt of a job cancelled elsewhere. Reads of one job never overlap;
- * events that arrive during a read cause one more read afterwards.
+ * attempt of a job cancelled or paused elsewhere. Reads never overlap; events that arrive during a
+ * read cause one more read afterwards.
  */
 class RemoteEventRelay {
-  private readonly inFlight = new Map<string, { again?: ClusterEvent['kind'] }>()
+  /** Jobs to read, with the strongest kind of change seen for each (`change` beats `progress`). */
+  private pending = new Map<string, ClusterEvent['kind']>()
+  private reading = false
   private stopped = false
 
   constructor(
@@ -150,39 +155,42 @@ class RemoteEventRelay {
       // With no WebSocket client here (a worker), there is nobody to read the job for, unless it
       // runs here: then a cancel elsewhere must abort it.
       if (this.deps.realtime.clientCount === 0 && !(event.kind === 'change' && this.deps.runtime.isRunning(event.jobId))) continue
-      const reading = this.inFlight.get(event.jobId)
-      if (reading) {
-        reading.again = reading.again === 'change' || event.kind === 'change' ? 'change' : 'progress'
-        continue
-      }
-      void this.read(event.jobId, event.kind)
+      const seen = this.pending.get(event.jobId)
+      this.pending.set(event.jobId, seen === 'change' || event.kind === 'change' ? 'change' : 'progress')
     }
+    void this.readPending()
   }
 
   stop(): void {
     this.stopped = true
   }
 
-  private async read(jobId: string, kind: ClusterEvent['kind']): Promise<void> {
-    const entry: { again?: ClusterEvent['kind'] } = {}
-    this.inFlight.set(jobId, entry)
+  /**
+   * Reads every job with news in one query per batch (a burst of thousands of jobs on another
+   * instance costs a few reads here, not one each); news that arrives during a read is read after.
+   */
+  private async readPending(): Promise<void> {
+    if (this.reading) return
+    this.reading = true
     try {
-      let next: ClusterEvent['kind'] | undefined = kind
-      while (next && !this.stopped) {
-        entry.again = undefined
-        const job = await this.deps.jobs.getJob(jobId)
-        if (job && !this.stopped) {
-          this.deps.realtime.publish(job, next === 'progress' ? 'progress' : 'change')
-          if (job.status === 'cancelled' && this.deps.runtime.isRunning(jobId)) this.deps.runtime.abortCancelled(jobId)
-          // A pause elsewhere aborts the attempt here at once, as a cancel does.
-          if (job.status === 'paused' && this.deps.runtime.isRunning(jobId)) this.deps.runtime.abortPaused(jobId)
+      while (this.pending.size && !this.stopped) {
+        const batch = [...this.pending].slice(0, RELAY_READ_BATCH)
+        for (const [jobId] of batch) this.pending.delete(jobId)
+        const kinds = new Map(batch)
+        try {
+          for (const job of await this.deps.jobs.getJobsByIds([...kinds.keys()])) {
+            if (this.stopped) return
+            this.deps.realtime.publish(job, kinds.get(job.jobId) === 'progress' ? 'progress' : 'change')
+            if (job.status === 'cancelled' && this.deps.runtime.isRunning(job.jobId)) this.deps.runtime.abortCancelled(job.jobId)
+            // A pause elsewhere aborts the attempt here at once, as a cancel does.
+            if (job.status === 'paused' && this.deps.runtime.isRunning(job.jobId)) this.deps.runtime.abortPaused(job.jobId)
+          }
+        } catch (error) {
+          this.deps.logger.warn({ err: error, jobs: batch.length }, 'Could not read jobs another instance changed')
         }
-        next = entry.again
       }
-    } catch (error) {
-      this.deps.logger.warn({ err: error, jobId }, 'Could not read a job another instance changed')
     } finally {
-      this.inFlight.delete(jobId)
+      this.reading = false
     }
   }
 }

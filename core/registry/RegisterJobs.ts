@@ -247,6 +247,12 @@ export class RegisterJobs {
     return stored ? jobRecordFromStored(stored) : null
   }
 
+  /** Many jobs by jobId in one read (unknown ones left out), e.g. for events from other instances. */
+  async getJobsByIds(jobIds: readonly string[]): Promise<Job[]> {
+    const valid = jobIds.filter((jobId) => typeof jobId === 'string' && jobId.length <= 64)
+    return (await this.store.getByJobIds(valid)).map((stored) => toPublicJob(jobRecordFromStored(stored)))
+  }
+
   async getJob(jobId: string): Promise<Job | null> {
     const record = await this.getJobRecord(jobId)
     return record ? toPublicJob(record) : null

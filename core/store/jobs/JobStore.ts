@@ -183,6 +183,8 @@ export interface JobStore {
   insert(jobs: NewJob[]): Promise<number[]>
   getByJobId(jobId: string): Promise<StoredJob | null>
   getByPostIds(postIds: readonly number[]): Promise<StoredJob[]>
+  /** Many jobs by jobId in one read (unknown ids are left out). */
+  getByJobIds(jobIds: readonly string[]): Promise<StoredJob[]>
   list(query: JobListQuery): Promise<JobListPage>
   /** How many jobs match (stops counting past `cap`). */
   count(query: Omit<JobListQuery, 'sort' | 'limit' | 'offset' | 'after'>, cap: number): Promise<number>
@@ -196,6 +198,11 @@ export interface JobStore {
   promoteDue(now: number): Promise<{ promoted: number; nextDueAt: number | null }>
   /** One fenced change; the job's new typed row, or null when the fence did not hold. */
   change(change: JobChange, now: number): Promise<JobState | null>
+  /**
+   * A fenced change and new jobs in one transaction: the jobs are created only if the change held
+   * (a chain moves its cursor and creates its next step, or neither happens).
+   */
+  changeAndInsert(change: JobChange, jobs: NewJob[], now: number): Promise<{ state: JobState; postIds: number[] } | null>
   /** Completions of one event-loop turn, one transaction; the new rows (null: fence failed). */
   complete(completions: JobCompletion[]): Promise<(JobState | null)[]>
   /** Extends the leases of running attempts holding these tokens; returns their post ids. */

@@ -124,6 +124,15 @@ export class PostgresJobStore implements JobStore {
     return row ? this.toStored(row) : null
   }
 
+  async getByJobIds(jobIds: readonly string[]): Promise<StoredJob[]> {
+    if (jobIds.length === 0) return []
+    const rows = await this.query(
+      `SELECT ${JOB_COLUMNS} FROM posts p JOIN job_state j ON j.post_id = p.id WHERE p.post_type_slug = 'jobs' AND p.slug = ANY(?::text[])`,
+      [[...jobIds]],
+    )
+    return rows.map((row) => this.toStored(row))
+  }
+
   async getByPostIds(postIds: readonly number[]): Promise<StoredJob[]> {
     if (postIds.length === 0) return []
     const rows = await this.query(`SELECT ${JOB_COLUMNS} FROM job_state j JOIN posts p ON p.id = j.post_id WHERE j.post_id = ANY(?::int[])`, [postIds])
@@ -266,6 +275,39 @@ export class PostgresJobStore implements JobStore {
   // Moves
 
   async change(change: JobChange, now: number): Promise<JobState | null> {
+    const { sql, values } = this.changeSql(change, now)
+    const [row] = await this.query(sql, values)
+    return row ? stateFromRow(row) : null
+  }
+
+  /** A fenced change and new jobs in one transaction on one connection (see JobStore). */
+  async changeAndInsert(change: JobChange, jobs: NewJob[], now: number): Promise<{ state: JobState; postIds: number[] } | null> {
+    const client = (await this.knex.client.acquireConnection()) as pg.Client
+    const run = async (sql: string, values: unknown[]) => {
+      const text = numbered(sql)
+      this.trace?.(text, values)
+      return (await client.query({ name: this.nameOf(text), text, values })).rows as Record<string, unknown>[]
+    }
+    try {
+      await client.query('BEGIN')
+      const { sql, values } = this.changeSql(change, now)
+      const [row] = await run(sql, values)
+      if (!row) {
+        await client.query('ROLLBACK')
+        return null
+      }
+      const postIds = jobs.length ? await this.insertChunk(jobs, run) : []
+      await client.query('COMMIT')
+      return { state: stateFromRow(row), postIds }
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined)
+      throw error
+    } finally {
+      await this.knex.client.releaseConnection(client)
+    }
+  }
+
+  private changeSql(change: JobChange, now: number): { sql: string; values: unknown[] } {
     const ctes: string[] = []
     const values: unknown[] = []
     const where = ['post_id = ?', 'status = ANY(?::text[])']
@@ -305,8 +347,7 @@ export class PostgresJobStore implements JobStore {
       ctes.push(`removed AS (DELETE FROM post_meta WHERE post_id IN (SELECT post_id FROM moved) AND meta_key = ANY(?::text[]))`)
       values.push(deletes)
     }
-    const [row] = await this.query(`WITH ${ctes.join(', ')} SELECT * FROM moved`, values)
-    return row ? stateFromRow(row) : null
+    return { sql: `WITH ${ctes.join(', ')} SELECT * FROM moved`, values }
   }
 
   complete(completions: JobCompletion[]): Promise<(JobState | null)[]> {

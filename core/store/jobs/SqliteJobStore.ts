@@ -211,6 +211,16 @@ export class SqliteJobStore implements JobStore {
     })
   }
 
+  getByJobIds(jobIds: readonly string[]): Promise<StoredJob[]> {
+    if (jobIds.length === 0) return Promise.resolve([])
+    return this.run((db) => {
+      const ids = (
+        this.statement(db, `SELECT id FROM posts WHERE post_type_slug = 'jobs' AND slug IN (SELECT value FROM json_each(?))`).all(JSON.stringify(jobIds)) as { id: number }[]
+      ).map((row) => row.id)
+      return this.readJobs(db, ids)
+    })
+  }
+
   getByPostIds(postIds: readonly number[]): Promise<StoredJob[]> {
     return this.run((db) => this.readJobs(db, postIds))
   }
@@ -326,6 +336,14 @@ export class SqliteJobStore implements JobStore {
 
   change(change: JobChange, now: number): Promise<JobState | null> {
     return this.run((db) => this.changeRow(db, change, now))
+  }
+
+  changeAndInsert(change: JobChange, jobs: NewJob[], now: number): Promise<{ state: JobState; postIds: number[] } | null> {
+    // One savepoint: the inserts happen only after the change held, and fail it if they fail.
+    return this.run((db) => {
+      const state = this.changeRow(db, change, now)
+      return state ? { state, postIds: this.insertRows(db, jobs) } : null
+    })
   }
 
   complete(completions: JobCompletion[]): Promise<(JobState | null)[]> {
