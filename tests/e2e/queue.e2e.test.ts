@@ -141,6 +141,18 @@ describe.skipIf(!hasChromium)('the Queue view and the chain drawing, in headless
     await row(page, 'Render shot 3').hover()
     await screenshot(page, 'queue-view.png')
     expect(await serverOrder()).toEqual(order)
+
+    // The drawer's priority control: "Render shot 4" (last) to priority 9 goes to the top, on both pages.
+    await row(page, 'Render shot 4').locator('[data-test="queue-name"]').click()
+    const drawer = page.locator('[data-test="drawer"]')
+    await drawer.locator('[data-test="priority-input"]').fill('9')
+    await drawer.locator('[data-test="priority-save"]').click()
+    order = ['Render shot 4', ...order.filter((name) => name !== 'Render shot 4')]
+    await showsOrder(other, order)
+    await page.keyboard.press('Escape')
+    await drawer.waitFor({ state: 'detached' })
+    await showsOrder(page, order)
+    expect(await row(page, 'Render shot 4').locator('[data-test="queue-priority"]').textContent()).toContain('priority 9')
   })
 
   it('draws a failed chain as a chain in the job’s drawer', async () => {
