@@ -10,7 +10,8 @@ import type { Knex } from 'knex'
  *   the 10,000-line cap, or dropped before they were written). Its row lock on PostgreSQL orders
  *   concurrent writers of one job, so lines become visible in `seq` order.
  * - `job_attempts`: one row per run of a job: which instance, when, how it ended. `id` orders
- *   them (an attempt that was not counted, paused or interrupted by a shutdown, repeats its number).
+ *   them (an attempt that was not counted, paused or interrupted by a shutdown, repeats its number);
+ *   `token` names a run, so that its start and its end can be written in one batch with the lines.
  *
  * Every table goes with its job (ON DELETE CASCADE on posts), so deletion and retention remove
  * the lines and attempts too.
@@ -40,6 +41,8 @@ export async function up(knex: Knex): Promise<void> {
       id ${id},
       post_id integer NOT NULL REFERENCES posts (id) ON DELETE CASCADE,
       attempt integer NOT NULL,
+      /** Unique per run (written with its start, in the same batch as its end). */
+      token varchar(64) NOT NULL,
       instance varchar(200) NULL,
       started_at ${bigint} NOT NULL,
       finished_at ${bigint} NULL,
@@ -47,8 +50,8 @@ export async function up(knex: Knex): Promise<void> {
       error text NULL
     )`)
   await knex.raw(`CREATE INDEX job_attempts_post_idx ON job_attempts (post_id, id)`)
-  // Finding the open attempt of a job (lease expiry, settle) stays on a tiny index.
-  await knex.raw(`CREATE INDEX job_attempts_running_idx ON job_attempts (post_id) WHERE outcome = 'running'`)
+  // Ending an open attempt (by post and token; lease expiry by post) stays on a tiny index.
+  await knex.raw(`CREATE INDEX job_attempts_running_idx ON job_attempts (post_id, token) WHERE outcome = 'running'`)
 }
 
 export async function down(knex: Knex): Promise<void> {

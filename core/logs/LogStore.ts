@@ -8,15 +8,45 @@ const INSERT_CHUNK = 1000
 export interface FlushResult {
   /** Per job id, the lines as written (with their seq), oldest first. */
   written: Map<string, JobLogLine[]>
-  /** Jobs whose lines were dropped because the job is gone. */
-  gone: Set<string>
+  /** Jobs whose lines or attempts were dropped because the job is gone. */
+  gone: Set<number>
+}
+
+/** A run that started: its row is inserted `running`. */
+export interface AttemptStart {
+  postId: number
+  token: string
+  attempt: number
+  instance: string | null
+  startedAt: number
+}
+
+/** How a run ended: its row is updated only while still `running`. */
+export interface AttemptFinish {
+  postId: number
+  token: string
+  outcome: AttemptOutcome
+  finishedAt: number
+  error: string | null
+}
+
+/** What one flush writes, in one transaction. */
+export interface LogBatch {
+  lines: PendingLine[]
+  /** Per post id, lines dropped before they were written. */
+  unwritten: Map<number, number>
+  starts: AttemptStart[]
+  finishes: AttemptFinish[]
+  /** A NOTIFY payload sent at commit (PostgreSQL), from the last seq per job id. */
+  notify?: (lastSeqs: Map<string, number>) => { channel: string; payloads: string[] } | null
 }
 
 /**
  * The SQL of job logs and attempts (migration 007), for both dialects through knex. A flush is one
  * transaction: one UPSERT hands each job a block of seqs (`job_log_state`, whose row lock orders
  * concurrent writers of one job), one INSERT per 1,000 lines, one DELETE for the lines past the
- * cap and, on PostgreSQL, one NOTIFY so that other instances read the new lines after COMMIT.
+ * cap, one INSERT of the attempts that started and one UPDATE of those that ended and, on
+ * PostgreSQL, one NOTIFY so that other instances read the new lines after COMMIT.
  */
 export class LogStore {
   readonly dialect: 'sqlite' | 'postgres'
@@ -25,44 +55,54 @@ export class LogStore {
     this.dialect = String(knex.client.dialect).startsWith('sqlite') ? 'sqlite' : 'postgres'
   }
 
-  /** Writes lines (grouped by job, in the order given); `notify` is a NOTIFY payload sent at commit. */
-  async writeLines(
-    lines: PendingLine[],
-    unwritten: Map<number, number>,
-    notify?: (lastSeqs: Map<string, number>) => { channel: string; payloads: string[] } | null,
-  ): Promise<FlushResult> {
-    const byPost = new Map<number, PendingLine[]>()
-    for (const line of lines) {
-      let list = byPost.get(line.postId)
-      if (!list) byPost.set(line.postId, (list = []))
-      list.push(line)
-    }
-    for (const postId of unwritten.keys()) if (!byPost.has(postId)) byPost.set(postId, [])
+  /** Writes a batch; the lines and attempts of a job deleted meanwhile are dropped (see `gone`). */
+  async write(batch: LogBatch): Promise<FlushResult> {
     try {
-      return await this.knex.transaction((trx) => this.writeIn(trx, byPost, unwritten, notify))
+      return await this.knex.transaction((trx) => this.writeIn(trx, batch))
     } catch (error) {
       if (!isForeignKeyViolation(error)) throw error
       // A job was deleted before its lines were written: write the others, drop its lines.
-      const existing = await this.existingPosts([...byPost.keys()])
-      const gone = new Set<string>()
-      for (const [postId, list] of byPost) {
-        if (existing.has(postId)) continue
-        for (const line of list) gone.add(line.jobId)
-        byPost.delete(postId)
-        unwritten.delete(postId)
+      const postIds = new Set([...batch.lines.map((l) => l.postId), ...batch.unwritten.keys(), ...batch.starts.map((s) => s.postId)])
+      const existing = await this.existingPosts([...postIds])
+      const gone = new Set([...postIds].filter((id) => !existing.has(id)))
+      const kept: LogBatch = {
+        ...batch,
+        lines: batch.lines.filter((line) => existing.has(line.postId)),
+        unwritten: new Map([...batch.unwritten].filter(([postId]) => existing.has(postId))),
+        starts: batch.starts.filter((start) => existing.has(start.postId)),
+        finishes: batch.finishes.filter((finish) => existing.has(finish.postId)),
       }
-      const result = byPost.size ? await this.knex.transaction((trx) => this.writeIn(trx, byPost, unwritten, notify)) : { written: new Map(), gone }
-      for (const jobId of gone) result.gone.add(jobId)
+      const result = await this.knex.transaction((trx) => this.writeIn(trx, kept))
+      for (const postId of gone) result.gone.add(postId)
       return result
     }
   }
 
-  private async writeIn(
+  private async writeIn(trx: Knex.Transaction, batch: LogBatch): Promise<FlushResult> {
+    const byPost = new Map<number, PendingLine[]>()
+    for (const line of batch.lines) {
+      let list = byPost.get(line.postId)
+      if (!list) byPost.set(line.postId, (list = []))
+      list.push(line)
+    }
+    for (const postId of batch.unwritten.keys()) if (!byPost.has(postId)) byPost.set(postId, [])
+    const written = new Map<string, JobLogLine[]>()
+    const lastSeqs = new Map<string, number>()
+    if (byPost.size) await this.writeLines(trx, byPost, batch.unwritten, written, lastSeqs)
+    await this.writeAttempts(trx, batch.starts, batch.finishes)
+    // Other instances hear of the new lines once they are committed.
+    const notice = this.dialect === 'postgres' && lastSeqs.size ? batch.notify?.(lastSeqs) : null
+    if (notice) for (const payload of notice.payloads) await trx.raw('SELECT pg_notify(?, ?)', [notice.channel, payload])
+    return { written, gone: new Set() }
+  }
+
+  private async writeLines(
     trx: Knex.Transaction,
     byPost: Map<number, PendingLine[]>,
     unwritten: Map<number, number>,
-    notify?: (lastSeqs: Map<string, number>) => { channel: string; payloads: string[] } | null,
-  ): Promise<FlushResult> {
+    written: Map<string, JobLogLine[]>,
+    lastSeqs: Map<string, number>,
+  ): Promise<void> {
     const postIds = [...byPost.keys()].sort((a, b) => a - b)
     // 1. A block of seqs per job, in post id order (a fixed lock order between writers).
     const values = postIds.map(() => '(?, ?, ?)').join(', ')
@@ -79,8 +119,6 @@ export class LogStore {
     const lastSeq = new Map(upserted.map((row) => [Number(row.post_id), Number(row.last_seq)]))
     // 2. The lines, with their seqs; a block longer than the cap keeps only its newest lines.
     const rows: unknown[][] = []
-    const written = new Map<string, JobLogLine[]>()
-    const lastSeqs = new Map<string, number>()
     const overCap: [number, number][] = []
     for (const postId of postIds) {
       const list = byPost.get(postId)!
@@ -108,15 +146,29 @@ export class LogStore {
     }
     // 3. The cap: a job keeps its newest LOG_LINE_CAP lines (seqs are dense, so this is a range).
     if (overCap.length) {
+      await trx.raw(`DELETE FROM job_logs WHERE ${overCap.map(() => '(post_id = ? AND seq <= ?)').join(' OR ')}`, overCap.flat())
+    }
+  }
+
+  /** Starts as one multi-row INSERT, ends as one UPDATE ... FROM (VALUES ...) per 1,000. */
+  private async writeAttempts(trx: Knex.Transaction, starts: AttemptStart[], finishes: AttemptFinish[]) {
+    for (let i = 0; i < starts.length; i += INSERT_CHUNK) {
+      const chunk = starts.slice(i, i + INSERT_CHUNK)
       await trx.raw(
-        `DELETE FROM job_logs WHERE ${overCap.map(() => '(post_id = ? AND seq <= ?)').join(' OR ')}`,
-        overCap.flat(),
+        `INSERT INTO job_attempts (post_id, token, attempt, instance, started_at, outcome) VALUES ${chunk.map(() => "(?, ?, ?, ?, ?, 'running')").join(', ')}`,
+        chunk.flatMap((s) => [s.postId, s.token, s.attempt, s.instance, s.startedAt]),
       )
     }
-    // 4. Other instances hear of the new lines once they are committed.
-    const notice = this.dialect === 'postgres' && lastSeqs.size ? notify?.(lastSeqs) : null
-    if (notice) for (const payload of notice.payloads) await trx.raw('SELECT pg_notify(?, ?)', [notice.channel, payload])
-    return { written, gone: new Set() }
+    const row = this.dialect === 'postgres' ? '(?::integer, ?::varchar, ?::varchar, ?::bigint, ?::text)' : '(?, ?, ?, ?, ?)'
+    for (let i = 0; i < finishes.length; i += INSERT_CHUNK) {
+      const chunk = finishes.slice(i, i + INSERT_CHUNK)
+      await trx.raw(
+        `UPDATE job_attempts SET outcome = v.column3, finished_at = v.column4, error = v.column5
+         FROM (VALUES ${chunk.map(() => row).join(', ')}) AS v
+         WHERE job_attempts.post_id = v.column1 AND job_attempts.token = v.column2 AND job_attempts.outcome = 'running'`,
+        chunk.flatMap((f) => [f.postId, f.token, f.outcome, f.finishedAt, f.error]),
+      )
+    }
   }
 
   private async existingPosts(postIds: number[]): Promise<Set<number>> {
@@ -148,25 +200,13 @@ export class LogStore {
   // ------------------------------------------------------------------------------------------
   // Attempts
 
-  async startAttempt(input: { postId: number; attempt: number; instance: string | null; startedAt: number }): Promise<number> {
-    const row = rowsOf<{ id: number | string }>(
-      await this.knex.raw(
-        `INSERT INTO job_attempts (post_id, attempt, instance, started_at, outcome) VALUES (?, ?, ?, ?, 'running') RETURNING id`,
-        [input.postId, input.attempt, input.instance, input.startedAt],
-      ),
-    )[0]
-    return Number(row!.id)
-  }
-
-  /** Ends one attempt (by id) or the open attempts of a job, only while they are `running`. */
+  /** Ends the open attempts of a job (of one attempt number), only while they are `running`. */
   async finishAttempt(
-    target: { id: number } | { postId: number; attempt?: number },
+    target: { postId: number; attempt?: number },
     end: { outcome: AttemptOutcome; finishedAt: number; error: string | null },
   ): Promise<number> {
     const where =
-      'id' in target
-        ? { sql: 'id = ?', bindings: [target.id] }
-        : target.attempt === undefined
+      target.attempt === undefined
           ? { sql: 'post_id = ?', bindings: [target.postId] }
           : { sql: 'post_id = ? AND attempt = ?', bindings: [target.postId, target.attempt] }
     const result = await this.knex.raw(

@@ -1,7 +1,7 @@
 import type { Logger } from '../logger.js'
 import type { JobLogLine } from '../contract.js'
 import { LOG_LINE_CAP, type PendingLine } from './logLine.js'
-import type { LogStore } from './LogStore.js'
+import type { AttemptFinish, AttemptStart, LogStore } from './LogStore.js'
 
 export interface LogWriterOptions {
   store: LogStore
@@ -25,13 +25,16 @@ interface JobBuffer {
 
 /**
  * Batches log lines: a line costs a push onto its job's buffer; every `flushMs` (or sooner, when
- * many lines wait) one transaction writes all of them (LogStore.writeLines). One flush runs at a
+ * many lines wait) one transaction writes all of them, with the attempts that started or ended
+ * meanwhile (LogStore.write). One flush runs at a
  * time. A job holds fewer than 2 × LOG_LINE_CAP waiting lines (only the newest LOG_LINE_CAP could
  * survive the cap anyway): the oldest are dropped and counted, as are lines beyond `maxPendingLines`.
  */
 export class LogWriter {
   private buffers = new Map<number, JobBuffer>()
   private unwritten = new Map<number, number>()
+  private starts: AttemptStart[] = []
+  private finishes: AttemptFinish[] = []
   private pendingCount = 0
   private timer: NodeJS.Timeout | undefined
   private immediate: NodeJS.Immediate | undefined
@@ -71,13 +74,27 @@ export class LogWriter {
     this.schedule()
   }
 
+  /** An attempt's start or end, written with the next flush (its end never before its start). */
+  attemptStarted(start: AttemptStart): void {
+    if (this.closed) return
+    this.starts.push(start)
+    this.schedule()
+  }
+
+  /** Written on the next turn: a client that sees the job settle reads its attempt's outcome. */
+  attemptFinished(finish: AttemptFinish): void {
+    if (this.closed) return
+    this.finishes.push(finish)
+    this.schedule(true)
+  }
+
   private countUnwritten(postId: number, n: number) {
     this.unwritten.set(postId, (this.unwritten.get(postId) ?? 0) + n)
   }
 
-  private schedule() {
+  private schedule(soon = false) {
     if (this.flushing) return
-    if (this.pendingCount >= this.flushLines) {
+    if (soon || this.pendingCount >= this.flushLines) {
       clearTimeout(this.timer)
       this.timer = undefined
       this.immediate ??= setImmediate(() => {
@@ -102,35 +119,43 @@ export class LogWriter {
     this.timer = undefined
     if (this.immediate) clearImmediate(this.immediate)
     this.immediate = undefined
-    if (this.pendingCount === 0 && this.unwritten.size === 0) return
+    if (!this.hasWork()) return
     const buffers = this.buffers
     const unwritten = this.unwritten
+    const starts = this.starts
+    const finishes = this.finishes
     this.buffers = new Map()
     this.unwritten = new Map()
+    this.starts = []
+    this.finishes = []
     this.pendingCount = 0
     const lines: PendingLine[] = []
     for (const buffer of buffers.values()) for (const line of buffer.lines) lines.push(line)
     this.flushing = this.options.store
-      .writeLines(lines, unwritten, this.options.notify)
+      .write({ lines, unwritten, starts, finishes, notify: this.options.notify })
       .then(
         (result) => {
           if (result.written.size) this.options.onWritten?.(result.written)
         },
         (error) => {
-          this.options.logger.error({ err: error, lines: lines.length }, 'Could not write job log lines')
+          this.options.logger.error({ err: error, lines: lines.length, attempts: starts.length + finishes.length }, 'Could not write job log lines and attempts')
         },
       )
       .finally(() => {
         this.flushing = undefined
-        if (this.pendingCount > 0 || this.unwritten.size > 0) this.schedule()
+        if (this.hasWork()) this.schedule(this.finishes.length > 0)
       })
     await this.flushing
+  }
+
+  private hasWork(): boolean {
+    return this.pendingCount > 0 || this.unwritten.size > 0 || this.starts.length > 0 || this.finishes.length > 0
   }
 
   /** Writes what waits, then refuses new lines. */
   async close(): Promise<void> {
     do await this.flush()
-    while (this.flushing || this.pendingCount > 0)
+    while (this.flushing || this.hasWork())
     this.closed = true
     clearTimeout(this.timer)
     if (this.immediate) clearImmediate(this.immediate)

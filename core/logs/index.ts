@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import type { Knex } from 'knex'
 import type { Clock } from '../clock.js'
 import type { AttemptOutcome, JobAttempt, JobLogLine, JobLogMessage, LogLevel } from '../contract.js'
@@ -141,26 +142,23 @@ export class JobLogs {
     return this.store.listAttempts(postId)
   }
 
-  /** Records an attempt that starts now; `end()` records how it ended (once). */
+  /** Records an attempt that starts now; `end()` records how it ended (once). Both are batched. */
   beginAttempt(input: { postId: number; jobId: string; attempt: number; instance?: string }): AttemptRecorder {
     this.rememberPostId(input.jobId, input.postId)
-    const started = this.track(
-      this.store.startAttempt({
-        postId: input.postId,
-        attempt: input.attempt,
-        instance: input.instance ?? this.options.instanceId,
-        startedAt: this.options.clock.now(),
-      }),
-    )
+    const token = randomUUID()
+    this.writer.attemptStarted({
+      postId: input.postId,
+      token,
+      attempt: input.attempt,
+      instance: input.instance ?? this.options.instanceId,
+      startedAt: this.options.clock.now(),
+    })
     let ended = false
     return {
       end: (end) => {
         if (ended) return
         ended = true
-        const finishedAt = this.options.clock.now()
-        this.track(
-          started.then((id) => (id === undefined ? 0 : this.store.finishAttempt({ id }, { outcome: end.outcome, finishedAt, error: errorText(end.error) }))),
-        )
+        this.writer.attemptFinished({ postId: input.postId, token, outcome: end.outcome, finishedAt: this.options.clock.now(), error: errorText(end.error) })
       },
     }
   }
@@ -184,11 +182,12 @@ export class JobLogs {
   /** Ends the open attempt(s) of a job from outside the process that ran them (lease expiry, tracked jobs). */
   endOpenAttempt(input: { postId: number; attempt?: number } & AttemptEnd): void {
     const finishedAt = this.options.clock.now()
+    // After what this process has queued (a start of that attempt may be waiting to be written).
     this.track(
-      this.store.finishAttempt(
+      this.writer.flush().then(() => this.store.finishAttempt(
         { postId: input.postId, attempt: input.attempt },
         { outcome: input.outcome, finishedAt, error: errorText(input.error) },
-      ),
+      )),
     )
   }
 
@@ -203,8 +202,10 @@ export class JobLogs {
 
   /** Writes every waiting line and attempt (tests, shutdown). */
   async flush(): Promise<void> {
-    while (this.inFlight.size) await Promise.allSettled([...this.inFlight])
-    await this.writer.flush()
+    do {
+      while (this.inFlight.size) await Promise.allSettled([...this.inFlight])
+      await this.writer.flush()
+    } while (this.inFlight.size)
   }
 
   async close(): Promise<void> {
