@@ -22,6 +22,8 @@ const envSchema = z.object({
   HOST: z.string().default('127.0.0.1'),
   /** unset: `data/jobpost.sqlite`; `sqlite:PATH` (or `sqlite::memory:`); `postgres://...` */
   DATABASE_URL: z.string().optional(),
+  /** PostgreSQL connections per process (default: the worker's concurrency + 10, at least 20). */
+  DATABASE_POOL_MAX: z.coerce.number().int().min(2).max(500).optional(),
   ADMIN_EMAIL: z.string().optional(),
   ADMIN_PASSWORD: z.string().optional(),
   /** Allowed browser origins for CORS and the WebSocket upgrade; default: the server's own origin. */
@@ -65,7 +67,7 @@ const envSchema = z.object({
 
 export type DatabaseTarget =
   | { dialect: 'sqlite'; filename: string }
-  | { dialect: 'postgres'; connectionString: string }
+  | { dialect: 'postgres'; connectionString: string; poolMax?: number }
 
 export interface JobpostConfig {
   port: number
@@ -99,6 +101,14 @@ export interface JobpostConfig {
   trustProxy?: string
 }
 
+/**
+ * A pool sized for the runtime: each running attempt may hold a connection for a settle while
+ * claims, lease renewals, HTTP reads and the log writer need theirs.
+ */
+function withPool(target: DatabaseTarget, poolMax: number): DatabaseTarget {
+  return target.dialect === 'postgres' ? { ...target, poolMax } : target
+}
+
 export function parseDatabaseUrl(url: string | undefined): DatabaseTarget {
   if (!url) return { dialect: 'sqlite', filename: path.join(ROOT_DIR, 'data', 'jobpost.sqlite') }
   if (url.startsWith('sqlite:')) {
@@ -122,7 +132,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): JobpostConfig 
   return {
     port: e.PORT,
     host: e.HOST,
-    database: parseDatabaseUrl(e.DATABASE_URL),
+    database: withPool(parseDatabaseUrl(e.DATABASE_URL), e.DATABASE_POOL_MAX ?? Math.max(20, e.WORKER_CONCURRENCY + 10)),
     adminEmail: e.ADMIN_EMAIL,
     adminPassword: e.ADMIN_PASSWORD,
     corsOrigins: e.CORS_ORIGINS,

@@ -166,7 +166,7 @@ export function createDatabase(target: DatabaseTarget): Database {
     connection: { connectionString: target.connectionString },
     pool: {
       min: 0,
-      max: 10,
+      max: target.poolMax ?? 20,
       afterCreate: (conn: any, done: (err: Error | null, conn: unknown) => void) => {
         conn.query("SET TIME ZONE 'UTC'", (err: Error | null) => done(err, conn))
       },
