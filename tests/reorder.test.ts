@@ -251,6 +251,21 @@ for (const dialect of dialects) {
       expect(after).toEqual([stateA, stateB, stateC].map((state) => [state!.priority, state!.runAt]))
     })
 
+    it('a delayed job whose time has come (no worker promoted it yet) is due: the reorder takes it and promotes it', async (ctx) => {
+      if (!db) return ctx.skip()
+      const type = newType()
+      const [a, b] = await seed(type, [{ name: 'a' }, { name: 'b' }])
+      // Issued in the same turn (one SQLite transaction): b waits in the delayed index though it is due.
+      const [marked, outcome] = await Promise.all([
+        jobpost.jobStore.change({ postId: b!.id, from: ['pending'], set: { delayed: true } }, Date.now()),
+        jobpost.jobStore.reorder({ postIds: [b!.id, a!.id], priority: 0, runAts: [Date.now() - 2000, Date.now() - 1000], now: Date.now() }),
+      ])
+      expect(marked).not.toBeNull()
+      expect(outcome.ok).toBe(true)
+      expect((await jobpost.jobStore.getByPostIds([b!.id]))[0]!.state.delayed).toBe(false)
+      expect(await runAll(type, 2)).toEqual(['b', 'a'])
+    })
+
     it('reorders 500 jobs (the most one call takes) in one go', async (ctx) => {
       if (!db) return ctx.skip()
       const type = newType()

@@ -18,8 +18,9 @@ import type { JobState } from '../store/jobs/JobStore.js'
  *
  * Delayed jobs (runAt in the future) are refused with 409: reordering them would either make them
  * due early (a silent run-now) or leave them out of the order they were put in. Run them now
- * first (POST /jobs/:jobId/run-now), then reorder. Tracked jobs (no processor claims them) are
- * refused too: no queue holds them.
+ * first (POST /jobs/:jobId/run-now), then reorder. A delayed job whose time has come (no worker
+ * promoted it yet) is due, and the reorder promotes it. Tracked jobs (no processor claims them)
+ * are refused too: no queue holds them.
  */
 
 export const MAX_REORDER_JOBS = 500
@@ -31,10 +32,10 @@ export interface ReorderPlan {
 }
 
 /** Why a job cannot be reordered, or null when it can. */
-export function reorderRefusal(state: Pick<JobState, 'status' | 'queued' | 'delayed' | 'runAt'>, now: number): string | null {
+export function reorderRefusal(state: Pick<JobState, 'status' | 'queued' | 'runAt'>, now: number): string | null {
   if (state.status !== 'pending') return `it is ${state.status}; only pending jobs can be reordered`
   if (!state.queued) return 'it is driven by its plugin (no processor claims it), so it has no place in a queue'
-  if (state.delayed || state.runAt > now) {
+  if (state.runAt > now) {
     return `it is scheduled for ${new Date(state.runAt).toISOString()}; make it due with run-now before reordering it`
   }
   return null

@@ -490,7 +490,7 @@ export class PostgresJobStore implements JobStore {
         return { ok: false, postId: missing }
       }
       const rows = await run(
-        `UPDATE job_state j SET priority = ?, run_at = v.run_at, updated_at = ?
+        `UPDATE job_state j SET priority = ?, run_at = v.run_at, delayed = 0, updated_at = ?
          FROM unnest(?::int[], ?::bigint[]) AS v(post_id, run_at) WHERE j.post_id = v.post_id RETURNING j.*`,
         [request.priority, request.now, request.postIds, request.runAts],
       )

@@ -487,7 +487,7 @@ export class SqliteJobStore implements JobStore {
       return await this.run((db) => {
         const update = this.statement(
           db,
-          `UPDATE job_state SET priority = ?, run_at = ?, updated_at = ? WHERE post_id = ? AND ${REORDER_FENCE} RETURNING *`,
+          `UPDATE job_state SET priority = ?, run_at = ?, delayed = 0, updated_at = ? WHERE post_id = ? AND ${REORDER_FENCE} RETURNING *`,
         )
         const states = request.postIds.map((postId, i) => {
           const row = update.get(request.priority, request.runAts[i], request.now, postId, request.now) as Record<string, unknown> | undefined

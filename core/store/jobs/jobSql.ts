@@ -270,5 +270,8 @@ export function queueSql(query: QueueQuery): { sql: string; values: unknown[]; c
   }
 }
 
-/** The fence of a reorder: a job it may move (pending, claimed by a processor, due). */
-export const REORDER_FENCE = `status = 'pending' AND queued = 1 AND delayed = 0 AND run_at <= ?`
+/**
+ * The fence of a reorder: a job it may move (pending, claimed by a processor, due: a delayed job
+ * whose time has come but that no worker promoted yet is due too, and the reorder promotes it).
+ */
+export const REORDER_FENCE = `status = 'pending' AND queued = 1 AND run_at <= ?`
