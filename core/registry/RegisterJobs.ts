@@ -702,6 +702,37 @@ export class RegisterJobs {
     })
   }
 
+  /**
+   * `updateJobMeta` and the creation of `inputs` (queued jobs) in one transaction: the jobs are
+   * created only if the fenced meta write held, and the write stands only if they were created.
+   * A chain moves its cursor and creates its next step this way, so a crash leaves neither or both.
+   */
+  async updateJobMetaAndCreate(
+    jobId: string,
+    meta: MetaPatch,
+    options: { statuses: readonly JobStatus[]; expectMeta?: Record<string, string | null> },
+    inputs: CreateJobInput[],
+  ): Promise<{ record: JobRecord; created: JobRecord[] } | null> {
+    return this.serialize(jobId, async () => {
+      const current = await this.getJobRecord(jobId)
+      if (!current || !options.statuses.includes(current.status)) return null
+      const now = this.clock.now()
+      const jobs = inputs.map((input) => this.newJob(parseOrThrow(pluginJobSchema, input), now, true))
+      const done = await this.store.changeAndInsert(
+        { postId: current.id, from: options.statuses, set: {}, meta, metaEquals: options.expectMeta },
+        jobs,
+        now,
+      )
+      if (!done) return null
+      const created = jobs.map((job, index) => jobRecordFromStored({ ...job, state: { ...job.state, postId: done.postIds[index]! } }))
+      for (const record of created) {
+        if (record.stored.state.delayed) this.noteDelayed(record.stored.state.runAt)
+        this.hooks.safeEmit('job:created', { job: toPublicJob(record) })
+      }
+      return { record: recordAfter(current, done.state, meta), created }
+    })
+  }
+
   /** Deletes a finished job; 409 when it is pending, running or paused. */
   async deleteJob(jobId: string): Promise<void> {
     const current = await this.requireRecord(jobId)

@@ -6,7 +6,7 @@ import type { HookRegistry } from '../hooks/Hooks.js'
 import type { Logger } from '../logger.js'
 import { JOB_TYPE_PATTERN, MAX_TIMEOUT_MS, MAX_PRIORITY, MIN_PRIORITY, assertJsonValue, parseOrThrow } from '../registry/jobInput.js'
 import type { JobRecord } from '../registry/jobRecord.js'
-import type { RegisterJobs } from '../registry/RegisterJobs.js'
+import { PAUSABLE_META, type RegisterJobs } from '../registry/RegisterJobs.js'
 import { assertTemplatesValid, resolveTemplates, type StepOutput } from './templates.js'
 
 /**
@@ -15,9 +15,11 @@ import { assertTemplatesValid, resolveTemplates, type StepOutput } from './templ
  *
  * A step is created when the step before it completes, so its payload's templates
  * (`{{steps[0].result.content}}`) resolve from the results before it. The parent post's meta
- * `chain_step` (the index of the step that was started last) is the guard: advancing moves it
- * from i to i+1 with a conditional update, so when several processes react to the same completion
- * only one starts the next step. A step that fails (after its own retries) or is cancelled fails
+ * `chain_step` (the index of the step that was created last; absent before the first) is the
+ * guard: advancing moves it from i to i+1 with a conditional update *in the same transaction* that
+ * creates step i+1, so when several processes react to the same completion only one creates the
+ * next step, and a crash leaves the chain before or after the move, never in between: whoever
+ * reconciles next (the sweep of any process) carries it on. A step that fails (after its own retries) or is cancelled fails
  * the chain; the steps after it are never created (they count as cancelled in the parent's
  * metadata and error message). Cancelling the parent cancels its running step; pausing the parent
  * holds the next step until it is resumed.
@@ -74,7 +76,8 @@ export class ChainEngine {
       if (job.type === CHAIN_JOB_TYPE) void this.cancelSteps(job.jobId)
     })
     hooks.on('job:resumed', ({ job }) => {
-      if (job.type === CHAIN_JOB_TYPE) this.reconcileSoon(job.jobId)
+      // A resumed parent waits in `pending`; the engine (no single process) drives it again.
+      if (job.type === CHAIN_JOB_TYPE) void this.restart(job.jobId)
     })
   }
 
@@ -98,16 +101,36 @@ export class ChainEngine {
         data: { steps: parsed },
       },
     ])
-    await jobs.updateJobMeta(parent!.jobId, { [CURSOR]: '0' }, { statuses: ['pending'] })
-    await jobs.start(parent!.jobId)
-    await this.createStep(parent!, parsed, 0, [])
+    // Pausable (the engine holds the next step while paused); driven by every process's engine,
+    // so it holds no lease of one process.
+    await jobs.updateJobMeta(parent!.jobId, { [PAUSABLE_META]: '1', [CURSOR]: '-1' }, { statuses: ['pending'] })
+    await jobs.start(parent!.jobId, { lease: false })
+    // Creates step 0 with the cursor move (absent → 0), as every later step.
+    await this.reconcile(parent!.jobId)
     return (await jobs.getJob(parent!.jobId))!
   }
 
-  /** Reconciles every running chain (after a restart, or steps settled by other processes). */
+  /** Starts a resumed (or never started) chain again and carries it on. */
+  private async restart(parentJobId: string) {
+    try {
+      await this.settle(() => this.options.jobs.start(parentJobId, { lease: false }))
+      await this.reconcile(parentJobId)
+    } catch (error) {
+      this.options.logger.error({ err: error, jobId: parentJobId }, 'Could not restart a chain')
+    }
+  }
+
+  /**
+   * Reconciles every running chain (after a restart, or steps settled by other processes), and
+   * starts chains whose creator stopped before starting them.
+   */
   async sweep(): Promise<void> {
     const running = await this.options.jobs.getJobs({ type: CHAIN_JOB_TYPE, status: 'running', limit: SWEEP_LIMIT })
     for (const parent of running.jobs) await this.reconcile(parent.jobId)
+    const pending = await this.options.jobs.getJobs({ type: CHAIN_JOB_TYPE, status: 'pending', limit: SWEEP_LIMIT })
+    for (const parent of pending.jobs) {
+      if (this.options.clock.now() - Date.parse(parent.updatedAt) > STUCK_MS) await this.restart(parent.jobId)
+    }
   }
 
   private reconcileSoon(parentJobId: string) {
@@ -124,12 +147,30 @@ export class ChainEngine {
     const { jobs } = this.options
     const parent = await jobs.getJobRecord(parentJobId)
     if (!parent || parent.type !== CHAIN_JOB_TYPE || parent.status !== 'running') return
-    const cursor = Number(parent.stored.meta[CURSOR])
+    const stored = parent.stored.meta[CURSOR]
+    if (stored === undefined) {
+      // Its creator stopped before writing the cursor: write it (-1: no step created yet), then
+      // every move is a compare-and-set of that value.
+      const written = await jobs.updateJobMeta(parentJobId, { [CURSOR]: '-1' }, { statuses: ['running'], expectMeta: { [CURSOR]: null } })
+      if (written) await this.reconcile(parentJobId)
+      return
+    }
+    const cursor = Number(stored)
     if (!Number.isInteger(cursor)) return
     const steps = stepsOf(parent)
     const children = await this.children(parentJobId)
+    if (cursor === -1) {
+      await this.advance(parent, steps, -1, [])
+      return
+    }
+    if (cursor >= steps.length) {
+      // Every step completed and the cursor moved past the last one: complete the chain.
+      await this.completeChain(parent, steps, children)
+      return
+    }
     const current = children.get(cursor)
     if (!current) {
+      // Only a chain written before steps were created with the cursor move can get here.
       if (this.options.clock.now() - Date.parse(parent.updatedAt) > STUCK_MS) {
         await this.failChain(parent, cursor, steps, `Step ${cursor + 1} could not be started.`)
       }
@@ -141,66 +182,71 @@ export class ChainEngine {
       return
     }
     if (!SUCCESS.includes(current.status)) return
-    // Claim the advance: only the process that moves the cursor from `cursor` goes on.
-    const next = cursor + 1
-    const claimed = await jobs.updateJobMeta(parent.jobId, { [CURSOR]: String(next) }, {
-      statuses: ['running'],
-      expectMeta: { [CURSOR]: String(cursor) },
-    })
-    if (!claimed) return
     const outputs: StepOutput[] = []
-    for (let i = 0; i < next; i++) {
+    for (let i = 0; i <= cursor; i++) {
       const child = children.get(i)
       outputs.push({ jobId: child?.jobId ?? '', result: child?.result ?? null })
     }
-    await this.progress(parent, next, steps.length)
-    if (next >= steps.length) {
-      await this.settle(() =>
-        jobs.complete(parent.jobId, {
-          steps: outputs.map((output, index) => ({ jobId: output.jobId, type: steps[index]!.type, status: children.get(index)!.status })),
-          result: current.result,
-        }),
-      )
-      return
-    }
-    await this.createStep(parent, steps, next, outputs)
+    await this.advance(parent, steps, cursor, outputs)
   }
 
-  private async createStep(parent: JobRecord, steps: ChainStep[], index: number, outputs: StepOutput[]) {
-    const step = steps[index]!
+  /**
+   * Moves the cursor from `cursor` to `cursor + 1` and creates that step in one transaction (only
+   * the process whose move holds creates it); past the last step, moves it and completes the chain.
+   */
+  private async advance(parent: JobRecord, steps: ChainStep[], cursor: number, outputs: StepOutput[]) {
+    const { jobs } = this.options
+    const next = cursor + 1
+    const expectMeta = { [CURSOR]: String(cursor) }
+    if (next >= steps.length) {
+      const claimed = await jobs.updateJobMeta(parent.jobId, { [CURSOR]: String(next) }, { statuses: ['running'], expectMeta })
+      if (!claimed) return
+      await this.progress(parent, next, steps.length)
+      await this.completeChain(parent, steps, await this.children(parent.jobId))
+      return
+    }
+    const step = steps[next]!
     let data: unknown
     try {
       data = resolveTemplates(step.payload ?? null, outputs)
     } catch (error) {
-      await this.failChain(parent, index, steps, `Step ${index + 1} of ${steps.length} (${step.type}) could not start: ${coerceError(error).message}`, true)
+      await this.failChain(parent, next, steps, `Step ${next + 1} of ${steps.length} (${step.type}) could not start: ${coerceError(error).message}`, true, cursor)
       return
     }
-    await this.options.jobs.createJobs(
-      [
-        {
-          name: step.name ?? `${parent.name} · step ${index + 1}: ${step.type}`.slice(0, 200),
-          type: step.type,
-          data,
-          priority: step.priority,
-          maxAttempts: step.maxAttempts,
-          timeout: step.timeout,
-          source: parent.source ?? undefined,
-          createdBy: parent.createdBy,
-          parentJobId: parent.jobId,
-          metadata: { chainStep: index },
-        },
-      ],
-      { queue: true },
+    const moved = await jobs.updateJobMetaAndCreate(parent.jobId, { [CURSOR]: String(next) }, { statuses: ['running'], expectMeta }, [
+      {
+        name: step.name ?? `${parent.name} · step ${next + 1}: ${step.type}`.slice(0, 200),
+        type: step.type,
+        data,
+        priority: step.priority,
+        maxAttempts: step.maxAttempts,
+        timeout: step.timeout,
+        source: parent.source ?? undefined,
+        createdBy: parent.createdBy,
+        parentJobId: parent.jobId,
+        metadata: { chainStep: next },
+      },
+    ])
+    if (moved && next > 0) await this.progress(parent, next, steps.length)
+  }
+
+  private async completeChain(parent: JobRecord, steps: ChainStep[], children: Map<number, Job>) {
+    const last = children.get(steps.length - 1)
+    await this.settle(() =>
+      this.options.jobs.complete(parent.jobId, {
+        steps: steps.map((step, index) => ({ jobId: children.get(index)?.jobId ?? '', type: step.type, status: children.get(index)?.status ?? null })),
+        result: last?.result ?? null,
+      }),
     )
   }
 
-  private async failChain(parent: JobRecord, index: number, steps: ChainStep[], message: string, stepNeverRan = false) {
+  private async failChain(parent: JobRecord, index: number, steps: ChainStep[], message: string, stepNeverRan = false, cursor = index) {
     const remaining = steps.length - index - 1
     const cancelled = Array.from({ length: remaining + (stepNeverRan ? 1 : 0) }, (_, i) => index + 1 - (stepNeverRan ? 1 : 0) + i)
     const text = remaining > 0 ? `${message}. The remaining ${remaining} step(s) were cancelled and never ran.` : message
     const claimed = await this.options.jobs.updateJobMeta(parent.jobId, { [CURSOR]: 'done' }, {
       statuses: JOB_STATUSES,
-      expectMeta: { [CURSOR]: String(index) },
+      expectMeta: { [CURSOR]: String(cursor) },
     })
     if (!claimed) return
     await this.settle(async () => {

@@ -126,14 +126,22 @@ export class Scheduler {
     for (let attempt = 0; attempt < 3; attempt++) {
       const existing = await store.getPostBySlug(SCHEDULE_POST_TYPE, parsed.name)
       if (existing) {
+        const read = existing.meta[SM.nextRunAt]
         const unchanged = existing.meta[SM.schedule] === parsed.schedule && existing.meta[SM.timezone] === timezone
-        const next = unchanged && existing.meta[SM.nextRunAt] ? existing.meta[SM.nextRunAt]! : nextRunAt
+        // A conditional write: only while the schedule is as read. An unchanged schedule keeps its
+        // next run untouched (a tick of another process may be moving it right now: writing back
+        // the value read would fire that run twice); a changed one moves it only from the value read.
         const updated = await store.updatePost(existing.id, {
-          meta: { ...meta, [SM.nextRunAt]: next },
+          meta: unchanged && read ? meta : { ...meta, [SM.nextRunAt]: nextRunAt },
+          expect: [
+            read === undefined ? { key: SM.nextRunAt, exists: false } : { key: SM.nextRunAt, eq: read },
+            ...(existing.meta[SM.schedule] === undefined ? [] : [{ key: SM.schedule, eq: existing.meta[SM.schedule]! }]),
+            ...(existing.meta[SM.timezone] === undefined ? [] : [{ key: SM.timezone, eq: existing.meta[SM.timezone]! }]),
+          ],
           updatedAt: nowIso,
         })
         if (updated) return toSchedule(updated)
-        continue
+        continue // it changed between the read and the write: read it again
       }
       try {
         const id = await store.createPost({
