@@ -5,8 +5,9 @@ import * as wsTicketSession from './003_ws_ticket_session.js'
 import * as jobState from './004_job_state.js'
 import * as notificationDismissals from './006_notification_dismissals.js'
 import * as rateLimits from './005_rate_limits.js'
-import * as jobLogs from './007_job_logs.js'
 import * as jobSearch from './008_job_search.js'
+import * as jobLogs from './007_job_logs.js'
+import * as runtimeOutbox from './009_runtime_outbox.js'
 
 /** Every migration, in order. Listed explicitly so the same list runs from source, tests and CLI. */
 const MIGRATIONS: Record<string, Knex.Migration> = {
@@ -18,6 +19,7 @@ const MIGRATIONS: Record<string, Knex.Migration> = {
   '006_notification_dismissals': notificationDismissals,
   '007_job_logs': jobLogs,
   '008_job_search': jobSearch,
+  '009_runtime_outbox': runtimeOutbox,
 }
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -11,6 +11,7 @@ import { followDatabaseClock } from './databaseClock.js'
 import { InstanceRegistry } from './InstanceRegistry.js'
 import { decodeLogNotice, LOG_CHANNEL } from '../logs/notice.js'
 import { PgNotifier, type ClusterEvent } from './PgNotifier.js'
+import { SqliteOutbox } from './SqliteOutbox.js'
 
 export { InstanceRegistry, INSTANCE_POST_TYPE } from './InstanceRegistry.js'
 export { PgNotifier } from './PgNotifier.js'
@@ -46,6 +47,8 @@ export const STATS_FILTER = 'jobs_stats'
  * - on PostgreSQL, the clock follows the database's (when it is an OffsetClock), and job events
  *   travel between instances by LISTEN/NOTIFY, so a WebSocket client of any instance sees the jobs
  *   that run on every other one. Claiming needs nothing here: it is FOR UPDATE SKIP LOCKED.
+ * - on a SQLite file, job events travel through the outbox table (SqliteOutbox), read when
+ *   `PRAGMA data_version` shows another process committed.
  */
 export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const { config, store, hooks, realtime, jobs, runtime, logger } = options
@@ -72,6 +75,9 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   stops.push(() => hooks.removeFilter(STATS_FILTER, addInstances))
 
   let notifier: PgNotifier | null = null
+  let outbox: SqliteOutbox | null = null
+  /** Where this instance's job events go for the others: NOTIFY, or the SQLite outbox. */
+  let link: { publish(event: ClusterEvent): void } | null = null
   if (config.database.dialect === 'postgres') {
     const relay = new RemoteEventRelay({ jobs, realtime, runtime, logger: log })
     notifier = new PgNotifier({
@@ -88,24 +94,34 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       onReconnect: () => realtime.logs?.fanout.resync(),
     })
     await notifier.start()
-    const link = notifier
+    link = notifier
+    stops.push(() => relay.stop())
+  } else if (config.database.filename !== ':memory:') {
+    // Several processes on one SQLite file: events through the outbox table (migration 009).
+    const relay = new RemoteEventRelay({ jobs, realtime, runtime, logger: log })
+    outbox = new SqliteOutbox({ knex: store.db.knex, clock: options.clock, logger: log, instanceId, onEvents: (events) => relay.receive(events) })
+    await outbox.start()
+    link = outbox
+    stops.push(() => relay.stop())
+  }
+  if (link) {
+    const target = link
     for (const event of JOB_CHANGE_EVENTS) {
       stops.push(
         hooks.on(
           event,
           (payload) => {
             const { job } = payload as { job: { jobId: string; status: string } }
-            link.publish({ jobId: job.jobId, kind: 'change', claimable: job.status === 'pending' })
+            target.publish({ jobId: job.jobId, kind: 'change', claimable: job.status === 'pending' })
           },
           'cluster',
         ),
       )
     }
     stops.push(
-      hooks.on('job:progress', ({ job }) => link.publish({ jobId: job.jobId, kind: 'progress' }), 'cluster'),
-      hooks.on('job:deleted', ({ jobId, createdBy }) => link.publish({ jobId, kind: 'deleted', createdBy }), 'cluster'),
+      hooks.on('job:progress', ({ job }) => target.publish({ jobId: job.jobId, kind: 'progress' }), 'cluster'),
+      hooks.on('job:deleted', ({ jobId, createdBy }) => target.publish({ jobId, kind: 'deleted', createdBy }), 'cluster'),
     )
-    stops.push(() => relay.stop())
   }
 
   let stopped: Promise<void> | undefined
@@ -117,6 +133,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       stopped ??= (async () => {
         for (const stop of stops.splice(0).reverse()) await stop()
         await notifier?.close()
+        await outbox?.close()
         await instances.stop()
       })()
       return stopped
