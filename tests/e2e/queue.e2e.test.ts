@@ -155,6 +155,30 @@ describe.skipIf(!hasChromium)('the Queue view and the chain drawing, in headless
     expect(await row(page, 'Render shot 4').locator('[data-test="queue-priority"]').textContent()).toContain('priority 9')
   })
 
+  it('fits a narrow screen: no sideways scrolling, the move buttons still reachable', async () => {
+    const hooks = jobpost.pluginHooks('render-farm')
+    for (let i = 1; i <= 3; i++) await hooks.enqueueJob({ type: 'narrow-render', name: `A rather long job name for a narrow screen #${i}` })
+    const watched = await openPage(browser, { width: 380, height: 800 })
+    pages.push(watched)
+    const { page } = watched
+    await page.goto(`${jobpost.url}/admin/queue?type=narrow-render`)
+    await page.waitForURL(/\/admin\/login/)
+    await page.getByLabel('Email').fill(email)
+    await page.getByLabel('Password').fill(PASSWORD)
+    await page.getByRole('button', { name: 'Sign in' }).click()
+    await page.locator('[data-test="queue-row"]').first().waitFor()
+    await screenshot(page, 'queue-view-narrow.png')
+    const wide = await page.evaluate(() =>
+      [...document.querySelectorAll<HTMLElement>('main *')].filter((el) => el.getBoundingClientRect().right > window.innerWidth + 1).map((el) => `${el.tagName}.${el.className} ${Math.round(el.getBoundingClientRect().right)}`).slice(0, 10),
+    )
+    expect(wide).toEqual([])
+    expect(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth)).toBe(true)
+    const button = page.locator('[data-test="queue-row"]').nth(1).locator('[data-test="move-top"]')
+    const box = (await button.boundingBox())!
+    expect(box.x + box.width).toBeLessThanOrEqual(380)
+    await screenshot(page, 'queue-view-narrow.png')
+  })
+
   it('draws a failed chain as a chain in the job’s drawer', async () => {
     const hooks = jobpost.pluginHooks('voxcraft')
     hooks.registerJobProcessor('url_fetch', async () => ({ content: 'Jobpost keeps background jobs as posts…', words: 512 }))
