@@ -96,6 +96,12 @@ describe.each(['sqlite', 'postgres'] as const)('job logs and attempts (%s)', (di
     expect(times).toEqual([...times].sort((a, b) => a - b))
   })
 
+  it('documents both routes in the OpenAPI document', async (ctx) => {
+    if (!jobpost) return ctx.skip()
+    const doc = (await request(jobpost.app).get('/api/v1/openapi.json').expect(200)).body
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/jobs/{jobId}/logs', '/jobs/{jobId}/attempts']))
+  })
+
   it('refuses bad query parameters and job ids with 400, never 500', async (ctx) => {
     if (!jobpost) return ctx.skip()
     const job = await enqueue('log-lines', { count: 1 })
@@ -319,6 +325,16 @@ describe.each(['sqlite', 'postgres'] as const)('job logs and attempts (%s)', (di
     expect(await count('job_logs')).toBe(0)
     expect(await count('job_attempts')).toBe(0)
     expect(await count('job_log_state')).toBe(0)
+    // Retention deletes old finished jobs, and their lines with them.
+    const old = await enqueue('log-lines', { count: 3 })
+    await finished(old.jobId)
+    await logs.flush()
+    const oldPostId = (await jobpost.jobs.getJobRecord(old.jobId))!.id
+    await jobpost.db.knex('job_state').where({ post_id: oldPostId }).update({ completed_at: Date.now() - 40 * 86_400_000 })
+    expect(Number((await jobpost.db.knex('job_logs').where({ post_id: oldPostId }).count({ n: '*' }))[0]!.n)).toBe(3)
+    expect(await jobpost.jobs.cleanupOldJobs(30)).toBeGreaterThanOrEqual(1)
+    expect(Number((await jobpost.db.knex('job_logs').where({ post_id: oldPostId }).count({ n: '*' }))[0]!.n)).toBe(0)
+    expect(Number((await jobpost.db.knex('job_attempts').where({ post_id: oldPostId }).count({ n: '*' }))[0]!.n)).toBe(0)
     // Lines of a job deleted before they were written are dropped; the others still land.
     const other = await jobpost.pluginHooks('logs-test').createJob({ name: 'Survivor', type: 'tracked-gone' })
     const doomed = await jobpost.pluginHooks('logs-test').createJob({ name: 'Doomed', type: 'tracked-gone' })
