@@ -40,8 +40,9 @@ describe('HTTP errors use the contract envelope', () => {
     expect(arrayBody.body.success).toBe(false)
   })
 
-  it('404 NOT_FOUND in the envelope for an unknown API route', async () => {
-    const res = await request(jobpost.app).get('/api/v1/nope').expect(404)
+  it('404 NOT_FOUND in the envelope for an unknown API route (401 first when anonymous)', async () => {
+    await request(jobpost.app).get('/api/v1/nope').expect(401)
+    const res = await request(jobpost.app).get('/api/v1/nope').set('authorization', `Bearer ${admin.token}`).expect(404)
     expect(res.body).toEqual({ success: false, error: { code: 'NOT_FOUND', message: 'No such API route.' } })
   })
 

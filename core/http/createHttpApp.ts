@@ -2,7 +2,7 @@ import express, { type Express, type Router } from 'express'
 import helmet from 'helmet'
 import { NotFoundError } from '../errors.js'
 import type { Logger } from '../logger.js'
-import { errorHandler } from './middleware.js'
+import { errorHandler, perClientConcurrency } from './middleware.js'
 
 export interface HttpAppOptions {
   logger: Logger
@@ -14,6 +14,8 @@ export interface HttpAppOptions {
    * there too, so they cannot map which routes (plugins) exist.
    */
   authenticate?: express.RequestHandler
+  /** Requests of one client (token, else address) in progress at once under /api (default 2). */
+  concurrencyPerClient?: number
   /** Mounted at /api/v1, in order. */
   apiRouters: { path: string; router: Router }[]
   /** Extra mounts outside the API (admin UI, /metrics). */
@@ -59,6 +61,8 @@ export function createHttpApp(options: HttpAppOptions): Express {
     })
   }
 
+  // Before body parsing: a client's extra requests wait unread.
+  app.use('/api', perClientConcurrency({ limit: options.concurrencyPerClient ?? 2, maxQueued: 1000 }))
   const api = express.Router()
   api.use(express.json({ limit: options.bodyLimitBytes, strict: true, type: ['application/json', 'application/*+json'] }))
   for (const { path, router } of options.apiRouters) api.use(path, router)

@@ -2,7 +2,7 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import type { Capability, PublicUser } from '../contract.js'
 import type { AuthService } from '../auth/AuthService.js'
 import { can } from '../auth/capabilities.js'
-import { ForbiddenError, JobpostError, UnauthenticatedError, coerceError } from '../errors.js'
+import { ForbiddenError, JobpostError, RateLimitedError, UnauthenticatedError, coerceError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import { sendError } from './envelope.js'
 
@@ -40,6 +40,64 @@ export function requireCapability(capability: Capability): RequestHandler {
   return (req, _res, next) => {
     if (!req.user || !can(req.user, capability)) throw new ForbiddenError(`This action needs the ${capability} capability.`)
     next()
+  }
+}
+
+/**
+ * At most `limit` requests of one client in progress at once; the next ones wait (in order, their
+ * bodies still unread), at most `maxQueued` of them, beyond which 429. A client is its bearer
+ * token, or its address when it has none (the socket's address unless TRUST_PROXY says
+ * otherwise, so a forged X-Forwarded-For makes no new client). One client sending hundreds of
+ * requests at once thus occupies a few slots of the event loop, and everybody else's requests
+ * are served between them instead of queueing behind all of them.
+ */
+export function perClientConcurrency(options: { limit: number; maxQueued: number }): RequestHandler {
+  const clients = new Map<string, { active: number; waiting: { start(): void; gone: boolean }[] }>()
+  return (req, res, next) => {
+    const token = bearerToken(req.headers.authorization)
+    const key = token ? `token:${token.length > 128 ? 'oversized' : token}` : `address:${req.ip ?? req.socket.remoteAddress ?? 'unknown'}`
+    let client = clients.get(key)
+    if (!client) clients.set(key, (client = { active: 0, waiting: [] }))
+    const entry = client
+    const pump = () => {
+      while (entry.active < options.limit && entry.waiting.length) {
+        const waiter = entry.waiting.shift()!
+        if (waiter.gone) continue
+        entry.active += 1
+        waiter.start()
+      }
+      if (entry.active === 0 && entry.waiting.length === 0) clients.delete(key)
+    }
+    let started = false
+    let done = false
+    const finish = () => {
+      if (done) return
+      done = true
+      if (started) entry.active -= 1
+      else waiter.gone = true
+      pump()
+    }
+    const waiter = {
+      gone: false,
+      start() {
+        started = true
+        next()
+      },
+    }
+    res.once('finish', finish)
+    res.once('close', finish)
+    if (entry.active < options.limit && entry.waiting.length === 0) {
+      entry.active += 1
+      started = true
+      next()
+      return
+    }
+    if (entry.waiting.length >= options.maxQueued) {
+      done = true
+      if (entry.active === 0 && entry.waiting.length === 0) clients.delete(key)
+      throw new RateLimitedError('Too many requests at once from this client; wait for the ones in progress.', 1000)
+    }
+    entry.waiting.push(waiter)
   }
 }
 

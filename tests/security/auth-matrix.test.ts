@@ -39,7 +39,8 @@ const KNOWN: Record<string, Expectation> = {
   'GET /api/v1/jobs/:jobId': { roles: { subscriber: [404], editor: [200], administrator: [200] } },
   'GET /api/v1/jobs/:jobId/export': { roles: { subscriber: [404], editor: [200], administrator: [200] } },
   'POST /api/v1/jobs/:jobId/cancel': { roles: { subscriber: [404], editor: [403], administrator: [200] } },
-  'POST /api/v1/jobs/:jobId/pause': { roles: { subscriber: [404], editor: [403], administrator: [200] } },
+  // The job is tracked (no processor) and its creator gave no onPause: 409 NOT_PAUSABLE (API.md).
+  'POST /api/v1/jobs/:jobId/pause': { roles: { subscriber: [404], editor: [403], administrator: [200, 409] } },
   // A pending job cannot be resumed or retried: the caller may act, the state machine says no.
   'POST /api/v1/jobs/:jobId/resume': { roles: { subscriber: [404], editor: [403], administrator: [409] } },
   'POST /api/v1/jobs/:jobId/retry': { roles: { subscriber: [404], editor: [403], administrator: [409] } },
@@ -56,7 +57,7 @@ const OWN_JOB: Record<string, number[]> = {
   'GET /api/v1/jobs/:jobId': [200],
   'GET /api/v1/jobs/:jobId/export': [200],
   'POST /api/v1/jobs/:jobId/cancel': [200],
-  'POST /api/v1/jobs/:jobId/pause': [200],
+  'POST /api/v1/jobs/:jobId/pause': [200, 409],
   // Its body sets priority 5: above 0 needs manage_jobs (API.md), even on one's own job.
   'POST /api/v1/jobs/:jobId/priority': [403],
   'DELETE /api/v1/jobs/:jobId': [403],

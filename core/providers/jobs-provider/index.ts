@@ -6,7 +6,7 @@ import { NotificationStore } from '../../store/NotificationStore.js'
 import { ValidationError } from '../../errors.js'
 import { JobCreationLimits } from '../../limits/JobCreationLimits.js'
 import { attachJobLogs, JobLogs } from '../../logs/index.js'
-import { addJobLogPaths, mountJobLogRoutes } from '../../controllers/JobLogsController.js'
+import { mountJobLogRoutes } from '../../controllers/JobLogsController.js'
 import { SqlRateBuckets } from '../../limits/RateBuckets.js'
 import { scanSvg } from '../../security/sanitizeSvg.js'
 import type { EnqueueJobInput, JobsHooks } from '../../hooks/pluginHooks.js'
@@ -65,7 +65,6 @@ const jobsProvider: Provider<JobsService> = ({ hooks, context }) => {
     })
   }
   context.realtime.attachLogs(logs)
-  context.hookRegistry.addFilter('openapi_document', addJobLogPaths, { owner: 'jobs-logs' })
   const runtime = new JobRuntime({
     workerId,
     logs,
@@ -93,10 +92,10 @@ const jobsProvider: Provider<JobsService> = ({ hooks, context }) => {
   // Prometheus at /metrics (bearer token with read_jobs), one registry per instance.
   const metrics = new JobMetrics({ hooks: context.hookRegistry, jobs })
   hooks.addFilter('http_mounts', (mounts: unknown[]) => [...mounts, { path: '/metrics', handler: createMetricsRouter({ auth: context.auth, metrics }) }])
-  // Job creation limits per user (REST) and per plugin (hooks), API.md "Limits". The pending
-  // quota's count is this one function: swap it for the store's O(1) pending counters.
+  // Job creation limits per user (REST) and per plugin (hooks), API.md "Limits".
   const limits = new JobCreationLimits({
     buckets: new SqlRateBuckets({ knex: context.store.db.knex, clock: context.clock }),
+    clock: context.clock,
     // O(1): the pending counters of the owner's scope (kept by triggers with every write).
     countPending: (owner) => jobs.pendingCount(owner),
     ...context.config.jobLimits,
@@ -131,11 +130,16 @@ const jobsProvider: Provider<JobsService> = ({ hooks, context }) => {
   const hooksFor = (owner: string): JobsHooks => {
     const enqueueInputs = (inputs: EnqueueJobInput[]) =>
       inputs.map((input) => ({ source: owner, ...input, name: input.name ?? input.type }))
-    /** Checks, then counts against the plugin's rate and pending quota (429 RATE_LIMITED / QUOTA_EXCEEDED). */
-    const admit = async <T>(inputs: readonly EnqueueJobInput[], create: () => Promise<T>): Promise<T> => {
-      await checkInputs(Array.isArray(inputs) ? inputs : [])
-      return limits.admit({ kind: 'plugin', slug: owner }, Array.isArray(inputs) ? inputs.length : 1, create)
-    }
+    /**
+     * Counts against the plugin's rate and pending quota (429 RATE_LIMITED / QUOTA_EXCEEDED), then
+     * checks and creates. All of it waits in the plugin's queue, so 10,000 calls at once cost
+     * nothing up front and are served one by one between other requests.
+     */
+    const admit = <T>(inputs: readonly EnqueueJobInput[], create: () => Promise<T>): Promise<T> =>
+      limits.admit({ kind: 'plugin', slug: owner }, Array.isArray(inputs) ? inputs.length : 1, async () => {
+        await checkInputs(Array.isArray(inputs) ? inputs : [])
+        return create()
+      })
     return {
       createJob: (input) => admit([input as EnqueueJobInput], () => jobs.createJob({ source: owner, ...input })),
       registerJobProcessor: (type, handler, options) => processors.register(type, handler, options, owner),
