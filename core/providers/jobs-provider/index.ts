@@ -6,7 +6,7 @@ import { NotificationStore } from '../../store/NotificationStore.js'
 import { ValidationError } from '../../errors.js'
 import { JobCreationLimits } from '../../limits/JobCreationLimits.js'
 import { attachJobLogs, JobLogs } from '../../logs/index.js'
-import { mountJobLogRoutes } from '../../controllers/JobLogsController.js'
+import { addJobLogPaths, mountJobLogRoutes } from '../../controllers/JobLogsController.js'
 import { SqlRateBuckets } from '../../limits/RateBuckets.js'
 import { scanSvg } from '../../security/sanitizeSvg.js'
 import type { EnqueueJobInput, JobsHooks } from '../../hooks/pluginHooks.js'
@@ -65,6 +65,7 @@ const jobsProvider: Provider<JobsService> = ({ hooks, context }) => {
     })
   }
   context.realtime.attachLogs(logs)
+  context.hookRegistry.addFilter('openapi_document', addJobLogPaths, { owner: 'jobs-logs' })
   const runtime = new JobRuntime({
     workerId,
     logs,
