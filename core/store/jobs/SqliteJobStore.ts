@@ -1,3 +1,4 @@
+/// <reference path="../../types/better-sqlite3.d.ts" />
 import type { Knex } from 'knex'
 import type BetterSqlite3 from 'better-sqlite3'
 import { performance } from 'node:perf_hooks'
