@@ -57,6 +57,8 @@ const envSchema = z.object({
   PASSWORD_HASH_CONCURRENCY: z.coerce.number().int().min(1).max(64).optional(),
   /** Logins waiting for a hash slot beyond this many get 429 at once. */
   PASSWORD_HASH_QUEUE_MAX: intFromEnv(1000, 0, 1_000_000),
+  /** Requests of one client (bearer token, else address) in progress at once under /api; the rest wait. */
+  REQUEST_CONCURRENCY_PER_CLIENT: intFromEnv(2, 1, 10_000),
   /** Jobs one owner may create per minute (unset: 600 per user over REST, 100,000 per plugin; 0 = no limit). */
   JOB_CREATE_RATE_PER_MINUTE: z.coerce.number().int().min(0).max(100_000_000).optional(),
   /** Pending jobs one owner may have (unset: 10,000 per user, 100,000 per plugin; 0 = no limit). */
@@ -93,6 +95,7 @@ export interface JobpostConfig {
   loginAddressRateLimit: number
   passwordHashConcurrency: number
   passwordHashQueueMax: number
+  requestConcurrencyPerClient: number
   /** Job creation limits per owner (core/limits); 0 = no limit. */
   jobLimits: {
     user: { ratePerMinute: number; maxPending: number }
@@ -153,6 +156,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): JobpostConfig 
     loginAddressRateLimit: e.LOGIN_ADDRESS_RATE_LIMIT,
     passwordHashConcurrency: e.PASSWORD_HASH_CONCURRENCY ?? Math.max(1, os.availableParallelism() - 1),
     passwordHashQueueMax: e.PASSWORD_HASH_QUEUE_MAX,
+    requestConcurrencyPerClient: e.REQUEST_CONCURRENCY_PER_CLIENT,
     jobLimits: {
       user: { ratePerMinute: e.JOB_CREATE_RATE_PER_MINUTE ?? 600, maxPending: e.MAX_PENDING_PER_OWNER ?? 10_000 },
       plugin: { ratePerMinute: e.JOB_CREATE_RATE_PER_MINUTE ?? 100_000, maxPending: e.MAX_PENDING_PER_OWNER ?? 100_000 },

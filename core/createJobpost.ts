@@ -176,6 +176,7 @@ async function assemble(
     trustProxy: config.trustProxy,
     corsOrigins: config.corsOrigins,
     authenticate: requireUser,
+    concurrencyPerClient: config.requestConcurrencyPerClient,
     apiRouters,
     mounts: await hooks.applyFilters<{ path: string; handler: RequestHandler | Router }[]>('http_mounts', []),
   })
