@@ -8,6 +8,7 @@ import * as rateLimits from './005_rate_limits.js'
 import * as jobSearch from './008_job_search.js'
 import * as jobLogs from './007_job_logs.js'
 import * as runtimeOutbox from './009_runtime_outbox.js'
+import * as queueOrder from './010_queue_order.js'
 
 /** Every migration, in order. Listed explicitly so the same list runs from source, tests and CLI. */
 const MIGRATIONS: Record<string, Knex.Migration> = {
@@ -20,6 +21,7 @@ const MIGRATIONS: Record<string, Knex.Migration> = {
   '007_job_logs': jobLogs,
   '008_job_search': jobSearch,
   '009_runtime_outbox': runtimeOutbox,
+  '010_queue_order': queueOrder,
 }
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -258,8 +258,9 @@ export function sortValueOf(state: JobState, sort: JobListQuery['sort']): number
  * ORDER BY, along the claim index), the delayed ones by runAt; and their count up to `cap`.
  */
 export function queueSql(query: QueueQuery): { sql: string; values: unknown[]; countSql: string; countValues: unknown[] } {
-  const where = [`type = ?`, `status = 'pending'`, `queued = 1`, `delayed = ?`]
-  const values: unknown[] = [query.type, query.delayed ? 1 : 0]
+  // `delayed` as a literal, so that the planner can use the partial claim (or delayed) index.
+  const where = [`type = ?`, `status = 'pending'`, `queued = 1`, `delayed = ${query.delayed ? 1 : 0}`]
+  const values: unknown[] = [query.type]
   if (query.createdBy !== undefined) where.push('created_by = ?'), values.push(query.createdBy)
   const order = query.delayed ? 'run_at, post_id' : queueOrderSql()
   return {
