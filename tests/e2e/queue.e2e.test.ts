@@ -179,6 +179,22 @@ describe.skipIf(!hasChromium)('the Queue view and the chain drawing, in headless
     await screenshot(page, 'queue-view-narrow.png')
   })
 
+  it('shows an editor (no manage_jobs) the queue read-only', async () => {
+    await jobpost.pluginHooks('render-farm').enqueueJob({ type: 'editor-render', name: 'Seen, not moved' })
+    await jobpost.auth.createUser({ email: 'queue-editor@example.com', password: PASSWORD, roles: ['editor'] })
+    const watched = await openPage(browser)
+    pages.push(watched)
+    const { page } = watched
+    await page.goto(`${jobpost.url}/admin/queue?type=editor-render`)
+    await page.waitForURL(/\/admin\/login/)
+    await page.getByLabel('Email').fill('queue-editor@example.com')
+    await page.getByLabel('Password').fill(PASSWORD)
+    await page.getByRole('button', { name: 'Sign in' }).click()
+    await showsOrder(page, ['Seen, not moved'])
+    expect(await page.locator('[data-test="queue-row"]').getAttribute('draggable')).toBe('false')
+    expect(await page.locator('[data-test="move-up"], [data-test="move-top"]').count()).toBe(0)
+  })
+
   it('draws a failed chain as a chain in the job’s drawer', async () => {
     const hooks = jobpost.pluginHooks('voxcraft')
     hooks.registerJobProcessor('url_fetch', async () => ({ content: 'Jobpost keeps background jobs as posts…', words: 512 }))
