@@ -3,6 +3,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Jobpost } from '../core/createJobpost.js'
 import { PASSWORD, startJobpost, userWithRole, type TestUser } from './support/harness.js'
 
+/** Rate windows are aligned to multiples of their length: a day-long one is not crossed mid-test. */
+const DAY_MS = 24 * 3600 * 1000
+
 describe('auth', () => {
   let jobpost: Jobpost
   let admin: TestUser
@@ -10,7 +13,7 @@ describe('auth', () => {
   let subscriber: TestUser
 
   beforeAll(async () => {
-    jobpost = await startJobpost({ adminEmail: 'root@example.com', adminPassword: 'a long admin password', loginRateLimit: 5, loginAddressRateLimit: 5 })
+    jobpost = await startJobpost({ adminEmail: 'root@example.com', adminPassword: 'a long admin password', loginRateLimit: 5, loginAddressRateLimit: 5, loginRateWindowMs: DAY_MS })
     admin = await userWithRole(jobpost, 'administrator')
     editor = await userWithRole(jobpost, 'editor')
     subscriber = await userWithRole(jobpost, 'subscriber')
@@ -101,6 +104,28 @@ describe('auth', () => {
     expect(res.status).toBe(429)
     expect(res.body.error.code).toBe('RATE_LIMITED')
   })
+
+  it('hashes one password at a time; logins beyond the waiting room get 429 and are not counted as attempts', async () => {
+    const busy = await startJobpost({ passwordHashConcurrency: 1, passwordHashQueueMax: 1, requestConcurrencyPerClient: 10, loginRateLimit: 3, loginRateWindowMs: DAY_MS })
+    try {
+      const emails = ['a', 'b', 'c', 'd', 'e'].map((name) => `${name}-busy@example.com`)
+      for (const email of emails) await busy.auth.createUser({ email, password: PASSWORD, roles: ['subscriber'] })
+      const statuses = await Promise.all(
+        emails.map((email) => request(busy.app).post('/api/v1/auth/login').send({ email, password: PASSWORD }).then((res) => [res.status, res.body.error?.code])),
+      )
+      // One hashing, one waiting; the other three are told to come back (nothing was checked).
+      expect(statuses.filter(([status]) => status === 200)).toHaveLength(2)
+      expect(statuses.filter(([status, code]) => status === 429 && code === 'RATE_LIMITED')).toHaveLength(3)
+      expect(busy.auth.hashQueue).toEqual({ running: 0, queued: 0 })
+      // Refused while busy does not count: each of them can still fail 3 times before a lockout.
+      for (const email of emails) {
+        for (let i = 0; i < 3; i++) await request(busy.app).post('/api/v1/auth/login').send({ email, password: 'wrong password' }).expect(401)
+        await request(busy.app).post('/api/v1/auth/login').send({ email, password: 'wrong password' }).expect(429)
+      }
+    } finally {
+      await busy.close()
+    }
+  }, 60_000)
 
   it('creates users from the CLI service with validation', async () => {
     await expect(jobpost.auth.createUser({ email: 'x@example.com', password: 'short', roles: ['editor'] })).rejects.toMatchObject({ code: 'VALIDATION_FAILED' })

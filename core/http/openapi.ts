@@ -138,9 +138,12 @@ export function baseOpenApiDocument(): Json {
         },
         post: {
           ...secured,
-          summary: 'Create a job (create_jobs). Queued when a processor for its type exists.',
+          summary:
+            'Create a job (create_jobs). Queued when a processor for its type exists. `source` and a priority above 0 need manage_jobs (403); ' +
+            'an iconSvg over 32 KB, nested deeper than 64 or with more than 4,000 elements is 400 INVALID_SVG; per user, JOB_CREATE_RATE_PER_MINUTE ' +
+            '(429 RATE_LIMITED) and MAX_PENDING_PER_OWNER (429 QUOTA_EXCEEDED), both with Retry-After.',
           requestBody: { required: true, content: { 'application/json': { schema: ref('CreateJob') } } },
-          responses: { 201: ok('The job, pending', ref('Job')), ...errors(400, 401, 403, 413, 415) },
+          responses: { 201: ok('The job, pending', ref('Job')), ...errors(400, 401, 403, 413, 415, 429) },
         },
       },
       '/jobs/stats': { get: { ...secured, summary: 'Counts per status and per type (own jobs without read_jobs)', responses: { 200: ok('Stats', { type: 'object' }), ...errors(401) } } },

@@ -8,6 +8,9 @@ import { migrateLatest } from '../../migrations/index.js'
 import { freshPostgresDatabase, PASSWORD, startJobpost } from '../support/harness.js'
 import { inParallel, tally } from './support/server.js'
 
+/** Rate windows are aligned to multiples of their length: a day-long one is not crossed mid-test. */
+const DAY_MS = 24 * 3600 * 1000
+
 type Started = Jobpost & { url: string }
 const pg = await freshPostgresDatabase('abuse_limits')
 
@@ -64,8 +67,8 @@ describe.skipIf(!pg)('two instances on one PostgreSQL database share the limits'
   beforeAll(async () => {
     const database = { dialect: 'postgres' as const, connectionString: pg!.url }
     const jobLimits = { user: { ratePerMinute: 100, maxPending: 100_000 }, plugin: { ratePerMinute: 60, maxPending: 100_000 } }
-    a = await startJobpost({ database, jobLimits, loginRateLimit: 10, loginAddressRateLimit: 1000 })
-    b = await startJobpost({ database, jobLimits, loginRateLimit: 10, loginAddressRateLimit: 1000 })
+    a = await startJobpost({ database, jobLimits, loginRateLimit: 10, loginAddressRateLimit: 1000, loginRateWindowMs: DAY_MS })
+    b = await startJobpost({ database, jobLimits, loginRateLimit: 10, loginAddressRateLimit: 1000, loginRateWindowMs: DAY_MS })
     await a.auth.createUser({ email: 'shared@example.com', password: PASSWORD, roles: ['subscriber'] })
     await a.auth.createUser({ email: 'guessed@example.com', password: PASSWORD, roles: ['subscriber'] })
     token = (await request(a.url).post('/api/v1/auth/login').send({ email: 'shared@example.com', password: PASSWORD }).expect(200)).body.data.token

@@ -4,6 +4,9 @@ import type { Jobpost } from '../../core/createJobpost.js'
 import { connectWs, PASSWORD, startJobpost, upgradeStatus, userWithRole, type TestUser } from '../support/harness.js'
 import { listRoutes, type RouteInfo } from './support/routes.js'
 
+/** Rate windows are aligned to multiples of their length: a day-long one is not crossed mid-test. */
+const DAY_MS = 24 * 3600 * 1000
+
 type Started = Jobpost & { url: string }
 
 type Who = 'anonymous' | 'revoked' | 'subscriber' | 'editor' | 'administrator'
@@ -350,7 +353,7 @@ describe('login rate limiting', () => {
   let jobpost: Started
 
   beforeAll(async () => {
-    jobpost = await startJobpost({ loginRateLimit: 5, loginAddressRateLimit: 5, loginRateWindowMs: 60_000 })
+    jobpost = await startJobpost({ loginRateLimit: 5, loginAddressRateLimit: 5, loginRateWindowMs: DAY_MS })
   })
   afterAll(() => jobpost.close())
 
@@ -377,7 +380,7 @@ describe('login rate limiting', () => {
   })
 
   it('one account is limited per address: a stranger locks it out from their own address only', async () => {
-    const other = await startJobpost({ loginRateLimit: 3, loginRateWindowMs: 60_000, trustProxy: 'loopback' })
+    const other = await startJobpost({ loginRateLimit: 3, loginRateWindowMs: DAY_MS, trustProxy: 'loopback' })
     try {
       await other.auth.createUser({ email: 'target@example.com', password: PASSWORD, roles: ['subscriber'] })
       // trust proxy on: each request really comes from the address it names.
