@@ -102,6 +102,9 @@ describe('JobsController (/api/v1/jobs)', () => {
   })
 
   it('changes state with cancel, pause, resume and retry; illegal changes are 409', async () => {
+    // A queued job (its processor is registered; the runtime does not run here). A tracked job
+    // without onPause or a processor is NOT_PAUSABLE / NOT_RETRYABLE: tests/runtime.lifecycle.test.ts.
+    jobpost.processors.register('ctl', async () => 'ok')
     const created = await as(admin).post('/api/v1/jobs', { name: 'controllable', type: 'ctl' }).expect(201)
     const id = created.body.data.jobId
     expect((await as(admin).post(`/api/v1/jobs/${id}/pause`).expect(200)).body.data.status).toBe('paused')
