@@ -267,7 +267,7 @@ describe.each(['sqlite', 'postgres'] as const)('job logs and attempts (%s)', (di
     await eventually(() => logs.fanout.subscriptionCount === 0)
   })
 
-  it('records attempts: a failure then a retry, a timeout, a cancel', async (ctx) => {
+  it('records attempts: a failure then a retry, a timeout, a cancel, a pause', async (ctx) => {
     if (!jobpost) return ctx.skip()
     const job = await enqueue('fail-once', {})
     expect((await finished(job.jobId)).status).toBe('completed')
@@ -298,6 +298,22 @@ describe.each(['sqlite', 'postgres'] as const)('job logs and attempts (%s)', (di
     await eventually(async () => (await logs.attempts((await jobpost!.jobs.getJobRecord(cancelled.jobId))!.id)).length === 1)
     await request(jobpost.app).post(`/api/v1/jobs/${cancelled.jobId}/cancel`).set('Authorization', `Bearer ${admin.token}`).send({}).expect(200)
     await eventually(async () => (await get(`/jobs/${cancelled.jobId}/attempts`, admin)).body.data[0]?.outcome === 'cancelled')
+
+    // A pause aborts the running attempt (not counted); resumed, the job runs attempt 1 again.
+    const paused = await enqueue('slow', {})
+    await eventually(async () => (await jobpost!.jobs.getJob(paused.jobId))?.status === 'running')
+    const control = (action: string) =>
+      request(jobpost!.app).post(`/api/v1/jobs/${paused.jobId}/${action}`).set('Authorization', `Bearer ${admin.token}`).send({}).expect(200)
+    await control('pause')
+    await eventually(async () => (await get(`/jobs/${paused.jobId}/attempts`, admin)).body.data[0]?.outcome === 'paused')
+    await control('resume')
+    await eventually(async () => (await jobpost!.jobs.getJob(paused.jobId))?.status === 'running')
+    await control('cancel')
+    await eventually(async () => (await get(`/jobs/${paused.jobId}/attempts`, admin)).body.data[1]?.outcome === 'cancelled')
+    expect((await get(`/jobs/${paused.jobId}/attempts`, admin)).body.data).toMatchObject([
+      { attempt: 1, outcome: 'paused' },
+      { attempt: 1, outcome: 'cancelled' },
+    ])
   }, 30_000)
 
   it('records a tracked job’s attempt from start to its end', async (ctx) => {

@@ -105,15 +105,14 @@ export class LogStore {
   ): Promise<void> {
     const postIds = [...byPost.keys()].sort((a, b) => a - b)
     // 1. A block of seqs per job, in post id order (a fixed lock order between writers).
-    const values = postIds.map(() => '(?, ?, ?)').join(', ')
-    const bindings = postIds.flatMap((postId) => [postId, byPost.get(postId)!.length, unwritten.get(postId) ?? 0])
+    const blocks = postIds.map((postId) => [postId, byPost.get(postId)!.length, unwritten.get(postId) ?? 0])
     const upserted = rowsOf<{ post_id: number | string; last_seq: number | string }>(
       await trx.raw(
-        `INSERT INTO job_log_state (post_id, last_seq, dropped) VALUES ${values}
+        `INSERT INTO job_log_state (post_id, last_seq, dropped) ${this.rowsFrom(['integer', 'bigint', 'bigint'])}
          ON CONFLICT (post_id) DO UPDATE SET last_seq = job_log_state.last_seq + excluded.last_seq,
            dropped = job_log_state.dropped + excluded.dropped
          RETURNING post_id, last_seq`,
-        bindings,
+        [JSON.stringify(blocks)],
       ),
     )
     const lastSeq = new Map(upserted.map((row) => [Number(row.post_id), Number(row.last_seq)]))
@@ -138,10 +137,9 @@ export class LogStore {
       if (last > LOG_LINE_CAP) overCap.push([postId, last - LOG_LINE_CAP])
     }
     for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
-      const chunk = rows.slice(i, i + INSERT_CHUNK)
       await trx.raw(
-        `INSERT INTO job_logs (post_id, seq, at, level, message, fields, attempt) VALUES ${chunk.map(() => '(?, ?, ?, ?, ?, ?, ?)').join(', ')}`,
-        chunk.flat() as Knex.RawBinding[],
+        `INSERT INTO job_logs (post_id, seq, at, level, message, fields, attempt) ${this.rowsFrom(['integer', 'bigint', 'bigint', 'varchar', 'text', 'text', 'integer'])}`,
+        [JSON.stringify(rows.slice(i, i + INSERT_CHUNK))],
       )
     }
     // 3. The cap: a job keeps its newest LOG_LINE_CAP lines (seqs are dense, so this is a range).
@@ -153,22 +151,34 @@ export class LogStore {
   /** Starts as one multi-row INSERT, ends as one UPDATE ... FROM (VALUES ...) per 1,000. */
   private async writeAttempts(trx: Knex.Transaction, starts: AttemptStart[], finishes: AttemptFinish[]) {
     for (let i = 0; i < starts.length; i += INSERT_CHUNK) {
-      const chunk = starts.slice(i, i + INSERT_CHUNK)
+      const chunk = starts.slice(i, i + INSERT_CHUNK).map((s) => [s.postId, s.token, s.attempt, s.instance, s.startedAt, 'running'])
       await trx.raw(
-        `INSERT INTO job_attempts (post_id, token, attempt, instance, started_at, outcome) VALUES ${chunk.map(() => "(?, ?, ?, ?, ?, 'running')").join(', ')}`,
-        chunk.flatMap((s) => [s.postId, s.token, s.attempt, s.instance, s.startedAt]),
+        `INSERT INTO job_attempts (post_id, token, attempt, instance, started_at, outcome) ${this.rowsFrom(['integer', 'varchar', 'integer', 'varchar', 'bigint', 'varchar'])}`,
+        [JSON.stringify(chunk)],
       )
     }
-    const row = this.dialect === 'postgres' ? '(?::integer, ?::varchar, ?::varchar, ?::bigint, ?::text)' : '(?, ?, ?, ?, ?)'
     for (let i = 0; i < finishes.length; i += INSERT_CHUNK) {
-      const chunk = finishes.slice(i, i + INSERT_CHUNK)
+      const chunk = finishes.slice(i, i + INSERT_CHUNK).map((f) => [f.postId, f.token, f.outcome, f.finishedAt, f.error])
       await trx.raw(
-        `UPDATE job_attempts SET outcome = v.column3, finished_at = v.column4, error = v.column5
-         FROM (VALUES ${chunk.map(() => row).join(', ')}) AS v
-         WHERE job_attempts.post_id = v.column1 AND job_attempts.token = v.column2 AND job_attempts.outcome = 'running'`,
-        chunk.flatMap((f) => [f.postId, f.token, f.outcome, f.finishedAt, f.error]),
+        `UPDATE job_attempts SET outcome = v.c2, finished_at = v.c3, error = v.c4
+         FROM (${this.rowsFrom(['integer', 'varchar', 'varchar', 'bigint', 'text'])}) AS v
+         WHERE job_attempts.post_id = v.c0 AND job_attempts.token = v.c1 AND job_attempts.outcome = 'running'`,
+        [JSON.stringify(chunk)],
       )
     }
+  }
+
+  /**
+   * `SELECT` of many rows from one parameter, a JSON array of arrays: the statement's text never
+   * changes with the row count, so it is parsed (and on SQLite prepared) once, and a flush binds
+   * one value instead of thousands.
+   */
+  private rowsFrom(types: string[]): string {
+    if (this.dialect === 'sqlite') {
+      // `WHERE true`: SQLite's parser needs it before an ON CONFLICT clause after a SELECT.
+      return `SELECT ${types.map((_, i) => `value->>${i} AS c${i}`).join(', ')} FROM json_each(?) WHERE true`
+    }
+    return `SELECT ${types.map((type, i) => `(e->>${i})::${type} AS c${i}`).join(', ')} FROM json_array_elements(?::json) AS e`
   }
 
   private async existingPosts(postIds: number[]): Promise<Set<number>> {

@@ -390,6 +390,8 @@ export class JobRuntime {
       const result = await Promise.race([handler, aborted])
       const failure = returnedFailure(result)
       if (failure) end = { outcome: 'failed', error: failure.message }
+      // Recorded before the settle: a client that sees the job settle then reads the attempt's outcome.
+      recorder?.end(end)
       await progress.flush()
       if (failure) await this.settleFailure(entry.record, processor, failure)
       else if (result instanceof CompletedWithErrors) await jobs.completeAttempt(entry.record, result.result, { withErrors: true })
@@ -401,10 +403,12 @@ export class JobRuntime {
         const reason = isAbortReason(controller.signal.reason) ? controller.signal.reason : 'lease_lost'
         end = { outcome: outcomeOfAbort(reason) }
         if (end.outcome === 'timeout') end.error = `Timed out after ${timeoutMs} ms.`
+        recorder?.end(end)
         await this.settleAbort(entry.record, processor, reason)
       } else {
         const error = coerceError(thrown)
         end = { outcome: 'failed', error }
+        recorder?.end(end)
         await progress.flush()
         await this.settleFailure(entry.record, processor, {
           message: error.message,
