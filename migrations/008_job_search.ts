@@ -1,4 +1,5 @@
 import type { Knex } from 'knex'
+import { INDEXED_FIELD_CHARS, KV_VALUE_CHARS, SEARCH_META_KEYS, searchDocument } from '../core/store/jobs/search/document.js'
 
 /**
  * Full-text search over jobs (issue 17): one index row per job, keyed by its post id, over its
@@ -6,26 +7,22 @@ import type { Knex } from 'knex'
  * and `result` JSON; plus one token per scalar of `data` reachable by a plain object path
  * (`order.id`), so that `data.<path>=value` filters are an index lookup verified exactly.
  *
- * The index is kept by triggers on `posts` and `post_meta`, so it changes in the SAME
- * transaction as the job's rows, whoever writes them (the job store's prepared statements,
- * knex, a migration, a cleanup).
- *
- * - SQLite: a contentless FTS5 table (`contentless_delete=1`: rows can be replaced and deleted
- *   without their old text; nothing is stored twice), `unicode61` words, prefix indexes of 2 and
- *   3 characters so that short prefixes are one doclist. Column `body` holds the words, `kv`
- *   the data tokens `k<hex(path)>x<hex(first 32 chars of the value)>`.
+ * The index changes in the SAME transaction as the job's rows:
+ * - SQLite: a contentless FTS5 table (`contentless_delete=1`: rows are replaced and deleted without
+ *   their old text; nothing is stored twice), `unicode61` words, detail=column (column `body` the
+ *   words, `kv` the data tokens of search/document.ts). The job store writes a job's row with its
+ *   creates and changes (core/store/jobs/search/sqliteIndex.ts: the document is built in
+ *   JavaScript, measured far cheaper than json_tree in triggers); a trigger deletes it with the
+ *   post, whoever deletes that. Automerge is off: the store's maintain() merges in bounded steps.
  * - PostgreSQL: a `job_search` table (post_id, doc tsvector, kv text[]) with GIN indexes, kept by
- *   statement triggers (transition tables: one refresh per statement, not per row). Words come
- *   from the 'simple' configuration over the text with every non-alphanumeric run replaced by a
- *   space (so both dialects split words the same way); kv elements are `path=value` (32 chars).
+ *   statement triggers on posts and post_meta (transition tables: one refresh per statement, not
+ *   per row, so a batch of creates is one set-based refresh). Words come from the 'simple'
+ *   configuration over the text with every non-alphanumeric run replaced by a space (so both
+ *   dialects split words the same way); kv elements are `path=value` (value cut at 32 chars).
  *
  * Each indexed text is cut at 64 KB per field. Invalid JSON is indexed as plain text.
  */
 
-/** Characters of one field that are indexed. */
-export const INDEXED_FIELD_CHARS = 65_536
-/** Characters of a data value that its `data.<path>` token keeps (filters verify the rest exactly). */
-export const KV_VALUE_CHARS = 32
 const SEARCH_KEYS = `('description', 'data', 'result', 'error_message')`
 
 export async function up(knex: Knex): Promise<void> {
@@ -35,9 +32,7 @@ export async function up(knex: Knex): Promise<void> {
 
 export async function down(knex: Knex): Promise<void> {
   if (isSqlite(knex)) {
-    for (const name of ['post_insert', 'post_title', 'post_delete', 'meta_insert', 'meta_update', 'meta_delete']) {
-      await knex.raw(`DROP TRIGGER IF EXISTS job_search_${name}`)
-    }
+    await knex.raw('DROP TRIGGER IF EXISTS job_search_post_delete')
     await knex.raw('DROP TABLE IF EXISTS job_search')
     return
   }
@@ -56,58 +51,35 @@ export async function down(knex: Knex): Promise<void> {
 // ------------------------------------------------------------------------------------------------
 // SQLite
 
-/** The FTS row of post `id` (nothing when it is not a job): `SELECT rowid, body, kv`. */
-function sqliteRowSql(id: string): string {
-  const json = `CASE WHEN json_valid(m.meta_value) THEN m.meta_value ELSE json_quote(m.meta_value) END`
-  const scalar = `CASE t.type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' ELSE t.atom END`
-  // JSON is never cut (a cut document is not JSON); each value is.
-  return `SELECT p.id, p.title || ' ' || COALESCE((
-      SELECT group_concat(v, ' ') FROM (
-        SELECT substr(m.meta_value, 1, ${INDEXED_FIELD_CHARS}) AS v FROM post_meta m
-          WHERE m.post_id = p.id AND m.meta_key IN ('description', 'error_message')
-        UNION ALL
-        SELECT substr(${scalar}, 1, ${INDEXED_FIELD_CHARS}) FROM post_meta m, json_tree(${json}) t
-          WHERE m.post_id = p.id AND m.meta_key IN ('data', 'result') AND t.atom IS NOT NULL)), ''),
-    COALESCE((
-      SELECT group_concat('k' || hex(substr(t.fullkey, 3)) || 'x' || hex(substr(${scalar}, 1, ${KV_VALUE_CHARS})), ' ')
-      FROM post_meta m, json_tree(${json}) t
-      WHERE m.post_id = p.id AND m.meta_key = 'data' AND t.atom IS NOT NULL
-        AND t.fullkey GLOB '$.?*' AND substr(t.fullkey, 3) NOT GLOB '*[^A-Za-z0-9_.]*'), '')
-    FROM posts p WHERE p.id = ${id} AND p.post_type_slug = 'jobs'`
-}
-
 async function upSqlite(knex: Knex): Promise<void> {
   await knex.raw(`
     CREATE VIRTUAL TABLE job_search USING fts5(body, kv,
-      tokenize = 'unicode61 remove_diacritics 0', prefix = '2 3', detail = column,
-      content = '', contentless_delete = 1)`)
-  const refresh = (id: string) => `
-      DELETE FROM job_search WHERE rowid = ${id};
-      INSERT INTO job_search (rowid, body, kv) ${sqliteRowSql(id)};`
-  await knex.raw(`
-    CREATE TRIGGER job_search_post_insert AFTER INSERT ON posts WHEN NEW.post_type_slug = 'jobs' BEGIN
-      INSERT INTO job_search (rowid, body, kv) VALUES (NEW.id, NEW.title, '');
-    END`)
-  await knex.raw(`
-    CREATE TRIGGER job_search_post_title AFTER UPDATE OF title ON posts
-      WHEN NEW.post_type_slug = 'jobs' AND NEW.title IS NOT OLD.title BEGIN ${refresh('NEW.id')}
-    END`)
+      tokenize = 'unicode61 remove_diacritics 0', detail = column, content = '', contentless_delete = 1)`)
+  // Creates do not merge segments; the store's maintain() does, a bounded step at a time.
+  await knex.raw(`INSERT INTO job_search (job_search, rank) VALUES ('automerge', 0)`)
   await knex.raw(`
     CREATE TRIGGER job_search_post_delete AFTER DELETE ON posts WHEN OLD.post_type_slug = 'jobs' BEGIN
       DELETE FROM job_search WHERE rowid = OLD.id;
     END`)
-  await knex.raw(`
-    CREATE TRIGGER job_search_meta_insert AFTER INSERT ON post_meta WHEN NEW.meta_key IN ${SEARCH_KEYS} BEGIN ${refresh('NEW.post_id')}
-    END`)
-  await knex.raw(`
-    CREATE TRIGGER job_search_meta_update AFTER UPDATE OF meta_value ON post_meta
-      WHEN NEW.meta_key IN ${SEARCH_KEYS} AND NEW.meta_value IS NOT OLD.meta_value BEGIN ${refresh('NEW.post_id')}
-    END`)
-  await knex.raw(`
-    CREATE TRIGGER job_search_meta_delete AFTER DELETE ON post_meta WHEN OLD.meta_key IN ${SEARCH_KEYS} BEGIN ${refresh('OLD.post_id')}
-    END`)
-  // Jobs that exist already.
-  await knex.raw(`INSERT INTO job_search (rowid, body, kv) ${sqliteRowSql('p.id').replace('WHERE p.id = p.id AND', 'WHERE')}`)
+  // Jobs that exist already, in batches.
+  const keys = SEARCH_META_KEYS.map((key) => `'${key}'`).join(', ')
+  for (let after = 0; ; ) {
+    const posts = (await knex.raw(`SELECT id, title FROM posts WHERE post_type_slug = 'jobs' AND id > ? ORDER BY id LIMIT 1000`, [after])) as { id: number; title: string }[]
+    if (posts.length === 0) break
+    const ids = posts.map((post) => post.id)
+    const metaRows = (await knex.raw(
+      `SELECT post_id, meta_key, meta_value FROM post_meta WHERE post_id IN (${ids.map(() => '?').join(', ')}) AND meta_key IN (${keys})`,
+      ids,
+    )) as { post_id: number; meta_key: string; meta_value: string | null }[]
+    const meta = new Map<number, Record<string, string>>()
+    for (const row of metaRows) if (row.meta_value !== null) meta.set(row.post_id, { ...meta.get(row.post_id), [row.meta_key]: row.meta_value })
+    for (const post of posts) {
+      const document = searchDocument(post.title, meta.get(post.id) ?? {})
+      await knex.raw('INSERT INTO job_search (rowid, body, kv) VALUES (?, ?, ?)', [post.id, document.body, document.kv])
+    }
+    after = ids.at(-1)!
+  }
+  await knex.raw(`INSERT INTO job_search (job_search) VALUES ('optimize')`)
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ import {
 } from './JobStore.js'
 import { searchTerms } from './search/sql.js'
 import { sqliteSearchCount, sqliteSearchList, type SqliteSearchIo } from './search/sqliteSearch.js'
+import { indexInsertedJob, mergeSearchIndex, reindexJob, touchesSearch } from './search/sqliteIndex.js'
 
 type Db = BetterSqlite3.Database
 type Statement = BetterSqlite3.Statement
@@ -291,6 +292,7 @@ export class SqliteJobStore implements JobStore {
       const postId = Number(post.run(job.name, job.jobId, created, created).lastInsertRowid)
       state.run(postId, ...insertValues(job))
       for (const [key, value] of Object.entries(job.meta)) meta.run(postId, key, value)
+      indexInsertedJob((sql) => this.statement(db, sql), postId, job.name, job.meta)
       return postId
     })
   }
@@ -332,6 +334,7 @@ export class SqliteJobStore implements JobStore {
       | undefined
     if (!row) return null
     this.writeMeta(db, change.postId, change.meta)
+    if (touchesSearch(change.meta)) reindexJob((sql) => this.statement(db, sql), change.postId)
     return stateFromRow(row)
   }
 
@@ -503,7 +506,10 @@ export class SqliteJobStore implements JobStore {
     }
   }
 
-  async maintain(): Promise<void> {}
+  /** Housekeeping: a bounded step of merging the search index's segments (search/sqliteIndex.ts). */
+  maintain(): Promise<void> {
+    return this.run((db) => void mergeSearchIndex((sql) => this.statement(db, sql)))
+  }
 
   async close(): Promise<void> {
     await this.idle()

@@ -1,4 +1,5 @@
 import { ValidationError } from '../../../errors.js'
+import { KV_VALUE_CHARS, kvToken } from './document.js'
 
 /**
  * What a job search asks, parsed once into words and data filters; everything else (FTS5 and
@@ -15,8 +16,6 @@ export const SEARCH_MAX_WORDS = 10
 export const DATA_FILTERS_MAX = 3
 export const DATA_PATH_MAX_LENGTH = 200
 export const DATA_VALUE_MAX_LENGTH = 1000
-/** Characters of a data value its index token keeps (migrations/008_job_search.ts). */
-export const KV_VALUE_CHARS = 32
 
 const PATH = /^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$/
 const WORD = /[\p{L}\p{N}]+/gu
@@ -80,11 +79,9 @@ export function valueForms(value: string): string[] {
   return [...forms].map((form) => [...form].slice(0, KV_VALUE_CHARS).join(''))
 }
 
-const hex = (text: string) => Buffer.from(text, 'utf8').toString('hex')
-
-/** SQLite FTS5: the `data.<path>` tokens of a filter (any may match). */
+/** SQLite FTS5: the `data.<path>` tokens of a filter (any may match; search/document.ts). */
 export function sqliteKvTokens(filter: DataFilter): string[] {
-  return valueForms(filter.value).map((form) => `k${hex(filter.path)}x${hex(form)}`)
+  return [...new Set(valueForms(filter.value).map((form) => kvToken(filter.path, form)))]
 }
 
 /** PostgreSQL: the `kv` elements of a filter (any may match). */
