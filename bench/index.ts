@@ -64,7 +64,7 @@ async function attempt<T>(name: string, run: () => Promise<T | null>, system = n
   const start = performance.now()
   try {
     const result = await run()
-    log(`${name} done in ${((performance.now() - start) / 1000).toFixed(1)} s${result && typeof result === 'object' ? `: ${JSON.stringify(result)}` : ''}`)
+    log(`${name} done in ${((performance.now() - start) / 1000).toFixed(1)} s (load ${os.loadavg()[0]!.toFixed(1)})${result && typeof result === 'object' ? `: ${JSON.stringify(result)}` : ''}`)
     return result
   } catch (error) {
     log(`${name} failed: ${(error as Error).stack ?? error}`)
