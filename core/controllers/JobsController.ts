@@ -224,6 +224,16 @@ export function createJobsController(options: JobsControllerOptions): Router {
     sendData(res, moved.map(toPublicJob))
   })
 
+  // A chain creates jobs too: it counts against the same per-user rate and pending quota (checked
+  // here, before the chain route mounted by `extend` creates it).
+  const limits = options.limits
+  if (limits) {
+    router.post('/chain', async (req, _res, next) => {
+      await limits.admit({ kind: 'user', userId: req.user!.id }, 1, async () => undefined)
+      next()
+    })
+  }
+
   options.extend?.(router)
 
   router.get('/:jobId', async (req, res) => {

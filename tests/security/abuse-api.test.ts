@@ -196,6 +196,10 @@ describe('REST limits keyed by user id, whatever the forwarding headers say', ()
       )
       expect(tally(results.map((r) => r.status))).toEqual({ 201: 5, 429: 15 })
       expect(results.filter((r) => r.status === 429).every((r) => r.body.error.code === 'QUOTA_EXCEEDED' && Number(r.headers['retry-after']) >= 1)).toBe(true)
+      // A chain creates jobs too: refused the same way, not a way around the limits.
+      const chain = await request(jobpost.url).post('/api/v1/jobs/chain').set('authorization', `Bearer ${user.token}`).send({ steps: [{ type: 'a' }] })
+      expect(chain.status).toBe(429)
+      expect(chain.body.error.code).toBe('QUOTA_EXCEEDED')
     } finally {
       await jobpost.close()
     }
