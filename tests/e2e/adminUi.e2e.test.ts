@@ -228,7 +228,7 @@ describe.skipIf(!hasChromium)('the admin UI in headless Chromium, against the re
     await cancelledTab.filter({ hasText: String(cancelledBefore + 1) }).waitFor()
     expect((await api<Job>('GET', `/jobs/${quarterly.jobId}`)).status).toBe('cancelled')
     await page.locator('[data-test="tab-cancelled"]').click()
-    await page.waitForURL(/\?tab=cancelled$/)
+    await page.waitForURL((url) => url.searchParams.get('tab') === 'cancelled')
     await range.filter({ hasText: '1–1 of 1' }).waitFor()
     expect(await rows.first().getAttribute('data-status')).toBe('cancelled')
 
@@ -265,9 +265,9 @@ describe.skipIf(!hasChromium)('the admin UI in headless Chromium, against the re
     expect(await drawer.locator('#drawer-title').textContent()).toBe('Backup Database')
     expect(await drawer.locator('[data-test="metadata"]').textContent()).toContain('"backupType": "full"')
     await drawer.locator('.muted', { hasText: 'This job has no items.' }).or(drawer.locator('[data-test="items"]')).waitFor()
-    const download = page.waitForEvent('download')
-    await drawer.locator('[data-test="export-csv"]').click()
-    expect((await download).suggestedFilename()).toBe(`job-${backup.jobId}.csv`)
+    // Nothing to export from a job without items: no export buttons (a batch's drawer has them: adminScale.e2e).
+    await drawer.locator('.muted', { hasText: 'This job has no items.' }).waitFor()
+    expect(await drawer.locator('[data-test="export-csv"]').count()).toBe(0)
     await page.keyboard.press('Escape')
     await drawer.waitFor({ state: 'detached' })
   })
@@ -325,9 +325,13 @@ describe.skipIf(!hasChromium)('the admin UI in headless Chromium, against the re
     const page = await signIn({ width: 390, height: 844 })
     const job = await createJob({ name: XSS_NAME, description: XSS_NAME, type: 'xss-probe' })
     const xss = card(page, job.jobId)
+    // At 390 px the stack is a pill in the corner until opened.
+    await page.locator('[data-test="stack-toggle"]').click()
     await xss.waitFor()
     expect(await xss.locator('[data-test="name"]').textContent()).toBe(XSS_NAME)
     expect(await xss.locator('[data-test="description"]').textContent()).toBe(XSS_NAME)
+    // The links are in the top bar's menu.
+    await page.locator('[data-test="menu-button"]').click()
     await page.getByRole('link', { name: 'Jobs', exact: true }).click()
     const row = page.locator(`[data-test="job-row"][data-job-id="${job.jobId}"]`)
     await row.waitFor()

@@ -36,8 +36,8 @@ export interface GroupEntry {
   title: string
   count: number
   counts: StatusCounts
-  /** Mean progress of the group (finished jobs count as 100). */
-  progress: number
+  /** Mean progress of the group (finished jobs count as 100, cancelled ones not at all). */
+  progress: number | null
   /** The newest members (only filled while the group is expanded). */
   members: Job[]
   finished: number
@@ -279,7 +279,11 @@ export function useJobQueue(options: JobQueueOptions) {
       const counts = count(members)
       const names = new Set(members.map((m) => m.name))
       const finished = members.filter((m) => isFinalStatus(m.status)).length
-      const progress = Math.round(members.reduce((sum, m) => sum + (isFinalStatus(m.status) ? 100 : m.progress), 0) / members.length)
+      // Cancelled jobs are left out of the group's progress; finished ones count as done.
+      const measured = members.filter((m) => m.status !== 'cancelled')
+      const progress = measured.length
+        ? Math.round(measured.reduce((sum, m) => sum + (isFinalStatus(m.status) ? 100 : m.progress), 0) / measured.length)
+        : null
       const key = `type:${job.type}`
       out.push({
         kind: 'group',

@@ -75,7 +75,7 @@ export function useJobs(options: JobsOptions) {
   const state = options.state
   const rows = shallowRef<Job[]>([])
   const rowsKey = shallowRef<string | null>(null)
-  const total = shallowRef(0)
+  const loadedTotal = shallowRef(0)
   const totalCapped = shallowRef(false)
   const stats = shallowRef<JobStats | null>(null)
   const loading = shallowRef(false)
@@ -95,6 +95,8 @@ export function useJobs(options: JobsOptions) {
   const currentKey = computed(() => keyOf(state))
   /** Only rows read for the current query. */
   const jobs = computed(() => (rowsKey.value === currentKey.value ? rows.value : []))
+  /** Matches of the current query (0 until they are read: never another tab's total). */
+  const total = computed(() => (rowsKey.value === currentKey.value ? loadedTotal.value : 0))
   const tabCounts = computed(
     () =>
       Object.fromEntries(
@@ -140,7 +142,7 @@ export function useJobs(options: JobsOptions) {
       }
       rows.value = list.jobs
       rowsKey.value = key
-      total.value = list.meta.total
+      loadedTotal.value = list.meta.total
       totalCapped.value = list.meta.totalCapped === true
       if (counts) stats.value = counts
       loadedAt.value = Date.now()

@@ -204,6 +204,7 @@ export function useJobsSocket(options: JobsSocketOptions): JobsSocket {
 
   function stop() {
     globalThis.removeEventListener?.('online', onOnline)
+    globalThis.removeEventListener?.('offline', onOffline)
     stopped = true
     generation += 1
     clearLiveness()
@@ -226,6 +227,16 @@ export function useJobsSocket(options: JobsSocketOptions): JobsSocket {
   // Back online: no need to sit out the rest of the backoff.
   const onOnline = () => reconnectNow()
   globalThis.addEventListener?.('online', onOnline)
+  // Gone offline: the connection may linger half-open; give it up now, so that the page says so.
+  const onOffline = () => {
+    if (stopped || !socket) return
+    const current = socket
+    generation += 1
+    socket = null
+    current.close()
+    scheduleReconnect()
+  }
+  globalThis.addEventListener?.('offline', onOffline)
 
   function followLogs(jobId: string) {
     const count = logFollowers.get(jobId) ?? 0
