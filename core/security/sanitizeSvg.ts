@@ -9,12 +9,13 @@ export const MAX_SVG_DEPTH = 64
 export const MAX_SVG_ELEMENTS = 4000
 
 /**
- * One linear pass over the markup, before any parsing: measures the element nesting and removes
- * what an icon never needs and a parser could be tricked by (comments, `<!DOCTYPE ...[...]>` with
- * its internal subset, `<?xml ...?>` and other processing instructions, CDATA sections).
- * Throws InvalidSvgError when the icon is over MAX_SVG_BYTES, nests deeper than MAX_SVG_DEPTH or
- * has more than MAX_SVG_ELEMENTS elements.
- * Costs O(length) time and no recursion, so a hostile icon is refused in microseconds.
+ * Linear passes over the markup, before any parsing: the first (only when there is any) removes what an icon never needs
+ * and a parser could be tricked by (comments, `<!DOCTYPE ...[...]>` with its internal subset,
+ * `<?xml ...?>` and other processing instructions, CDATA sections); the second measures the
+ * result (so markup that the removal joins together is counted too). Throws InvalidSvgError when
+ * the icon is over MAX_SVG_BYTES, nests deeper than MAX_SVG_DEPTH or has more than
+ * MAX_SVG_ELEMENTS elements. O(length) time, no recursion: a hostile icon is refused in
+ * microseconds.
  */
 export function scanSvg(input: string): string {
   if (typeof input !== 'string') throw new InvalidSvgError('iconSvg must be a string.')
@@ -22,56 +23,67 @@ export function scanSvg(input: string): string {
   if (input.length > MAX_SVG_BYTES || Buffer.byteLength(input, 'utf8') > MAX_SVG_BYTES) {
     throw new InvalidSvgError(`iconSvg is larger than ${MAX_SVG_BYTES / 1024} KB.`)
   }
+  const stripped = input.includes('<!') || input.includes('<?') ? strip(input) : input
+  measure(stripped)
+  return stripped
+}
+
+/** `text` without comments, declarations (with an internal subset), processing instructions and CDATA. */
+function strip(text: string): string {
   let out = ''
+  let from = 0
+  for (;;) {
+    const bang = text.indexOf('<!', from)
+    const question = text.indexOf('<?', from)
+    const at = bang === -1 ? question : question === -1 ? bang : Math.min(bang, question)
+    if (at === -1) return out + text.slice(from)
+    out += text.slice(from, at)
+    from = endOfMarkup(text, at)
+  }
+}
+
+/** Where the comment, CDATA section, processing instruction or declaration starting at `at` ends. */
+function endOfMarkup(text: string, at: number): number {
+  const endOf = (marker: string, after: number) => {
+    const found = text.indexOf(marker, after)
+    return found === -1 ? text.length : found + marker.length
+  }
+  if (text.startsWith('<!--', at)) return endOf('-->', at + 4)
+  if (text.startsWith('<![CDATA[', at)) return endOf(']]>', at + 9)
+  if (text.startsWith('<?', at)) return endOf('>', at + 2)
+  // A declaration (DOCTYPE); an internal subset [...] may hold '>' (entity declarations).
+  const close = text.indexOf('>', at + 2)
+  const stop = close === -1 ? text.length : close
+  for (let k = at + 2; k < stop; k++) {
+    if (text[k] === '[') {
+      const subsetEnd = text.indexOf(']', k)
+      return subsetEnd === -1 ? text.length : endOf('>', subsetEnd)
+    }
+  }
+  return close === -1 ? text.length : close + 1
+}
+
+/** Counts elements and nesting (markup left by `strip` is skipped) and throws over the limits. */
+function measure(text: string): void {
   let depth = 0
   let elements = 0
-  let copyFrom = 0
   let i = 0
-  const skip = (from: number, to: number) => {
-    out += input.slice(copyFrom, from)
-    copyFrom = to
-    i = to
-  }
-  const endOf = (marker: string, from: number) => {
-    const at = input.indexOf(marker, from)
-    return at === -1 ? input.length : at + marker.length
-  }
-  while (i < input.length) {
-    const lt = input.indexOf('<', i)
-    if (lt === -1) break
-    if (input.startsWith('<!--', lt)) {
-      skip(lt, endOf('-->', lt + 4))
-    } else if (input.startsWith('<![CDATA[', lt)) {
-      skip(lt, endOf(']]>', lt + 9))
-    } else if (input.startsWith('<?', lt)) {
-      skip(lt, endOf('>', lt + 2))
-    } else if (input.startsWith('<!', lt)) {
-      // A declaration (DOCTYPE); an internal subset [...] may hold '>' (entity declarations).
-      const close = input.indexOf('>', lt + 2)
-      const stop = close === -1 ? input.length : close
-      let open = -1
-      for (let k = lt + 2; k < stop; k++) {
-        if (input[k] === '[') {
-          open = k
-          break
-        }
-      }
-      let end = close === -1 ? input.length : close + 1
-      if (open !== -1) {
-        const subsetEnd = input.indexOf(']', open)
-        const gt = subsetEnd === -1 ? -1 : input.indexOf('>', subsetEnd)
-        end = gt === -1 ? input.length : gt + 1
-      }
-      skip(lt, end)
-    } else if (input[lt + 1] === '/') {
+  while (i < text.length) {
+    const lt = text.indexOf('<', i)
+    if (lt === -1) return
+    const next = text[lt + 1]
+    if (next === '!' || next === '?') {
+      i = endOfMarkup(text, lt)
+    } else if (next === '/') {
       depth = Math.max(0, depth - 1)
-      i = endOf('>', lt + 2)
-    } else if (/[A-Za-z_:]/.test(input[lt + 1] ?? '')) {
+      const gt = text.indexOf('>', lt + 2)
+      i = gt === -1 ? text.length : gt + 1
+    } else if (next !== undefined && /[A-Za-z_:]/.test(next)) {
       // An opening tag: find its end outside quoted attribute values.
       let j = lt + 1
       let quote = ''
-      for (; j < input.length; j++) {
-        const c = input[j]!
+      for (; j < text.length; j++) {
+        const c = text[j]!
         if (quote) {
           if (c === quote) quote = ''
         } else if (c === '"' || c === "'") {
@@ -82,7 +94,7 @@ export function scanSvg(input: string): string {
       }
       elements += 1
       if (elements > MAX_SVG_ELEMENTS) throw new InvalidSvgError(`iconSvg has more than ${MAX_SVG_ELEMENTS} elements.`)
-      if (input[j - 1] !== '/') {
+      if (text[j - 1] !== '/') {
         depth += 1
         if (depth > MAX_SVG_DEPTH) throw new InvalidSvgError(`iconSvg nests elements deeper than ${MAX_SVG_DEPTH} levels.`)
       }
@@ -91,7 +103,6 @@ export function scanSvg(input: string): string {
       i = lt + 1
     }
   }
-  return out + input.slice(copyFrom)
 }
 
 // SVG 1.1 shapes, structure, gradients, clipping, masking and the simple filter primitives.
