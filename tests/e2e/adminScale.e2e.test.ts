@@ -132,10 +132,12 @@ describe.skipIf(!hasChromium)('the admin UI at scale and on every screen', { tim
       it(`lays out every page at ${viewport.width}×${viewport.height} in ${scheme}`, async () => {
         const tag = `${size}-${scheme}`
         // Something to show: a burst (grouped), a failure, a delayed job, a batch.
+        const resizes = []
         for (let i = 0; i < 8; i++) {
           const job = await plugin('media-plugin').createJob({ name: 'Resize image', type: `resize-${tag}`, createdBy: adminId })
           await job.start()
           await job.updateProgress(10 * i)
+          resizes.push(job)
         }
         const failing = await plugin('sync-plugin').createJob({ name: 'Sync Remote Data', type: `sync-${tag}`, description: 'Pulls orders', createdBy: adminId })
         await failing.start()
@@ -194,6 +196,14 @@ describe.skipIf(!hasChromium)('the admin UI at scale and on every screen', { tim
           expect(await page.locator('table.jobs-table').count()).toBe(1)
           const table = await page.locator('table.jobs-table').boundingBox()
           expect(table!.width).toBeGreaterThan(1400)
+          // Stable column widths: rows that update (progress, a status, a longer error) never move them.
+          const widths = () => page.locator('table.jobs-table thead th').evaluateAll((ths) => ths.map((th) => Math.round(th.getBoundingClientRect().width)))
+          const before = await widths()
+          for (const job of resizes) await job.updateProgress(99)
+          await resizes[0]!.fail('a much longer error message than any other row has, to see whether the columns move when it arrives')
+          await page.locator(`[data-test="job-row"][data-job-id="${resizes[0]!.jobId}"][data-status="failed"]`).waitFor()
+          await page.locator('[data-test="job-row"] .mini-progress[aria-valuenow="99"]').first().waitFor()
+          expect(await widths()).toEqual(before)
         }
         await page.locator('[data-test="runs-in"]', { hasText: /runs in (58|59) min/ }).first().waitFor()
         await screenshot(page, `jobs-${tag}.png`)
