@@ -57,6 +57,13 @@ export interface Job {
   completedAt: string | null
   /** Parent job (a chain or batch) this job belongs to, when any. */
   parentJobId: string | null
+  /**
+   * Whether a pause would really happen (a queued job, or a tracked job whose plugin passed
+   * `onPause`; else 409 NOT_PAUSABLE), and a retry (a queued job; a tracked one no processor runs
+   * is 409 NOT_RETRYABLE). Clients offer only these actions. Present on every job the server sends.
+   */
+  pausable?: boolean
+  retryable?: boolean
 }
 
 export interface JobListFilters {

@@ -116,7 +116,9 @@ function adminRoutes(label: string, target: () => Promise<{ database?: DatabaseT
       expect(done!.result).toEqual({ matched: 3, changed: 3, skipped: 0 })
       for (const job of mine) expect((await as(bob).get(`/api/v1/jobs/${job.jobId}`)).body.data.status).toBe('cancelled')
       expect((await as(alice).get(`/api/v1/jobs/${others.jobId}`)).body.data.status).toBe('pending')
-      // Listed ids: another user's job is skipped, not touched.
+      // Listed ids: another user's job is skipped, not touched. (A processor for the type now, so
+      // that a retry would run them: a tracked job no processor runs is NOT_RETRYABLE, issue 12.)
+      jobpost.processors.register('bulk-target', async () => 'ran')
       const listed = await as(bob).post('/api/v1/jobs/bulk', { action: 'retry', jobIds: [...mine.map((job) => job.jobId), others.jobId] }).expect(202)
       const retried = await eventually(async () => {
         const job = (await as(bob).get(`/api/v1/jobs/${listed.body.data.bulkJobId}`)).body.data as Job

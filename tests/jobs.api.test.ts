@@ -47,7 +47,7 @@ describe('JobsController (/api/v1/jobs)', () => {
     expect(res.body.meta).toEqual({ total: 1, limit: 100, offset: 0 })
     const listed = res.body.data[0]
     expect(Object.keys(listed).sort()).toEqual(
-      ['attempts', 'completedAt', 'createdAt', 'createdBy', 'description', 'errorMessage', 'iconSvg', 'id', 'jobId', 'maxAttempts', 'metadata', 'name', 'parentJobId', 'priority', 'progress', 'result', 'runAt', 'showNotification', 'source', 'startedAt', 'status', 'timeout', 'type', 'updatedAt'].sort(),
+      ['attempts', 'completedAt', 'createdAt', 'createdBy', 'description', 'errorMessage', 'iconSvg', 'id', 'jobId', 'maxAttempts', 'metadata', 'name', 'parentJobId', 'pausable', 'priority', 'progress', 'result', 'retryable', 'runAt', 'showNotification', 'source', 'startedAt', 'status', 'timeout', 'type', 'updatedAt'].sort(),
     )
     expect(listed).toMatchObject({ jobId: job.jobId, name: 'Import Products', status: 'running', progress: 45, source: 'my-plugin', timeout: 300000, metadata: { apiUrl: 'x' } })
     expect(listed.createdAt).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)

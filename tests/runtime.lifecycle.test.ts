@@ -178,6 +178,8 @@ describe.each(['sqlite', 'postgres'] as const)('job lifecycle (%s)', (dialect) =
     const hooks = jobpost.pluginHooks('tracker')
 
     const plain = await hooks.createJob({ name: 'plain', type: unique('tracked') })
+    // The job object says what would happen, so clients offer only that.
+    expect(await plain.get()).toMatchObject({ pausable: false, retryable: false })
     await plain.start()
     const refused = await api(plain.jobId, 'pause').expect(409)
     expect(refused.body.error.code).toBe('NOT_PAUSABLE')
@@ -185,6 +187,7 @@ describe.each(['sqlite', 'postgres'] as const)('job lifecycle (%s)', (dialect) =
 
     const pausedJobs: Job[] = []
     const pausable = await hooks.createJob({ name: 'pausable', type: unique('tracked'), onPause: (job) => void pausedJobs.push(job) })
+    expect(await pausable.get()).toMatchObject({ pausable: true, retryable: false })
     await pausable.start()
     await pausable.updateProgress(30)
     const res = await api(pausable.jobId, 'pause').expect(200)
@@ -298,7 +301,7 @@ describe.each(['sqlite', 'postgres'] as const)('job lifecycle (%s)', (dialect) =
       latencies.push(performance.now() - startedAt)
     }
     expect(await final).toMatchObject({ status: 'failed', progress: 73, metadata: { value: 73 } })
-    expect(calls).toBeGreaterThan(500)
+    expect(calls).toBeGreaterThan(200)
     const seconds = FLOOD_MS / 1000
     expect(progressEvents).toBeLessThanOrEqual(Math.ceil(seconds * 10) + 3)
     expect(progressEvents).toBeGreaterThanOrEqual(3)

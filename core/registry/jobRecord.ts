@@ -107,5 +107,6 @@ export function toPublicJob(record: JobRecord): Job {
     stored: _stored,
     ...job
   } = record
-  return job
+  // What a pause or retry would do (see RegisterJobs.pause/retry): clients offer only these.
+  return { ...job, pausable: record.queued || record.stored.meta.on_pause === '1', retryable: record.queued }
 }

@@ -2,7 +2,7 @@ import { z } from 'zod'
 import { BULK_ACTIONS, JOB_STATUSES, type BulkAction, type BulkOutcome, type Job, type PublicUser } from '../contract.js'
 import type { AuthService } from '../auth/AuthService.js'
 import { can, canSeeAllJobs } from '../auth/capabilities.js'
-import { ConflictError, ForbiddenError, IllegalTransitionError, JobNotFoundError, UnrecoverableError } from '../errors.js'
+import { ConflictError, ForbiddenError, IllegalTransitionError, JobNotFoundError, NotPausableError, NotRetryableError, UnrecoverableError } from '../errors.js'
 import type { RegisterJobs } from '../registry/RegisterJobs.js'
 import type { JobProcessor } from '../runtime/ProcessorRegistry.js'
 
@@ -75,7 +75,15 @@ export class BulkActions {
         await this.act(request.action, target.jobId)
         outcome.changed++
       } catch (error) {
-        if (error instanceof IllegalTransitionError || error instanceof ForbiddenError || error instanceof JobNotFoundError || error instanceof ConflictError) {
+        if (
+          error instanceof IllegalTransitionError ||
+          error instanceof ForbiddenError ||
+          error instanceof JobNotFoundError ||
+          error instanceof ConflictError ||
+          // A tracked job its plugin cannot pause, or that no processor could run again (issue 12).
+          error instanceof NotPausableError ||
+          error instanceof NotRetryableError
+        ) {
           outcome.skipped++
         } else throw error
       }

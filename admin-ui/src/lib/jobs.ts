@@ -105,8 +105,17 @@ export function humanizeKey(key: string): string {
   return words ? words[0]!.toUpperCase() + words.slice(1) : key
 }
 
-/** Which actions make sense in a status (the server still decides, with 409 for an illegal one). */
-export function availableActions(status: JobStatus): ('cancel' | 'pause' | 'resume' | 'retry' | 'delete')[] {
+/**
+ * Which actions make sense in a status (the server still decides, with 409 for an illegal one).
+ * With the job, pause and retry are left out when the server says they would not happen
+ * (`pausable` / `retryable` false: a tracked job without onPause, or that no processor runs).
+ */
+export function availableActions(status: JobStatus, job?: { pausable?: boolean; retryable?: boolean }): ('cancel' | 'pause' | 'resume' | 'retry' | 'delete')[] {
+  const actions = actionsInStatus(status)
+  return actions.filter((action) => !(action === 'pause' && job?.pausable === false) && !(action === 'retry' && job?.retryable === false))
+}
+
+function actionsInStatus(status: JobStatus): ('cancel' | 'pause' | 'resume' | 'retry' | 'delete')[] {
   switch (status) {
     case 'pending':
       return ['cancel']
