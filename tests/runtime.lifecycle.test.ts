@@ -364,6 +364,55 @@ describe.each(['sqlite', 'postgres'] as const)('job lifecycle (%s)', (dialect) =
     expect(lines.some((line) => line.jobId === job.jobId && /late result/i.test(line.msg) && line.reason === 'cancelled')).toBe(true)
   })
 
+  it('a pause made on another instance aborts the attempt here at once, and reaches a tracked job’s plugin through its lease', async (ctx) => {
+    if (skip) return ctx.skip()
+    // Two instances on one database (a file for SQLite: events through its outbox).
+    const tmp = dialect === 'sqlite' ? fs.mkdtempSync(path.join(os.tmpdir(), 'jobpost-remote-pause-')) : null
+    const shared: DatabaseTarget = tmp ? { dialect: 'sqlite', filename: path.join(tmp, 'jobs.sqlite') } : database
+    try {
+      // A 30 s lease: renewals (every 10 s) cannot be what tells the running instance.
+      const here = await host({ database: shared })
+      const there = await host({ database: shared })
+      const type = unique('remote-pause')
+      const reasons: unknown[] = []
+      here.processors.register(type, async (_job, { signal }) => {
+        await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }))
+        reasons.push(signal.reason)
+      })
+      const job = await here.pluginHooks('t').enqueueJob({ type })
+      const running = whenStatus(here, job.jobId, ['running'])
+      here.runtime.start()
+      await running
+      const pausedAt = Date.now()
+      await there.jobs.pause(job.jobId)
+      await eventually(() => reasons.length === 1, { timeoutMs: 3000 })
+      expect(reasons).toEqual(['paused'])
+      expect(Date.now() - pausedAt).toBeLessThan(2000)
+      await here.runtime.whenIdle()
+      expect(await there.jobs.getJob(job.jobId)).toMatchObject({ status: 'paused', attempts: 0 })
+    } finally {
+      for (const jobpost of open.splice(0)) await jobpost.close({ graceMs: 100 })
+      if (tmp) fs.rmSync(tmp, { recursive: true, force: true })
+    }
+    // A tracked job paused elsewhere: its process learns it at its next renewal and calls onPause.
+    const tmp2 = dialect === 'sqlite' ? fs.mkdtempSync(path.join(os.tmpdir(), 'jobpost-remote-pause-')) : null
+    const shared2: DatabaseTarget = tmp2 ? { dialect: 'sqlite', filename: path.join(tmp2, 'jobs.sqlite') } : database
+    try {
+      const owner = await host({ database: shared2, leaseMs: 600 })
+      const other = await host({ database: shared2, leaseMs: 600 })
+      const paused: string[] = []
+      const handle = await owner.pluginHooks('tracker').createJob({ name: 'remote', type: unique('tracked'), onPause: (job) => void paused.push(job.status) })
+      await handle.start()
+      await other.jobs.pause(handle.jobId)
+      await eventually(() => paused.length === 1, { timeoutMs: 3000 })
+      expect(paused).toEqual(['paused'])
+      await expect(handle.updateProgress(50)).rejects.toMatchObject({ code: 'ILLEGAL_TRANSITION' })
+    } finally {
+      for (const jobpost of open.splice(0)) await jobpost.close({ graceMs: 100 })
+      if (tmp2) fs.rmSync(tmp2, { recursive: true, force: true })
+    }
+  })
+
   it('keeps renewing leases while a shutdown drains, so another instance does not recover the draining job; each requeue is logged', async (ctx) => {
     if (skip) return ctx.skip()
     // Two instances on one database (a file for SQLite).
