@@ -64,6 +64,20 @@ export interface Job {
    */
   pausable?: boolean
   retryable?: boolean
+  /** In a list with `search` or `data.<path>` filters: where this job matched (at most 5). */
+  matches?: SearchMatch[]
+}
+
+/**
+ * Where a job matched a search: the field (and for data and result, the JSON path of the value;
+ * `items[]` inside arrays), its text (cut to about 160 characters around the first hit) and the
+ * [start, end) ranges of the matching words in that text, for highlighting.
+ */
+export interface SearchMatch {
+  field: 'name' | 'description' | 'errorMessage' | 'data' | 'result'
+  path?: string
+  text: string
+  ranges: [number, number][]
 }
 
 export interface JobListFilters {

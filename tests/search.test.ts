@@ -72,6 +72,16 @@ function searchSuite(label: string, open: () => Promise<{ jobpost: Jobpost; cloc
       expect(await found(admin, { search: '1042' })).toEqual([withData.jobId]) // a number value
       expect(await found(admin, { search: 'narwhal' })).toEqual([withResult.jobId])
       expect(await found(admin, { search: 'platypus' })).toEqual([withError.jobId])
+      // Each job of the page says where it matched, with the ranges to highlight.
+      const where = await get(admin, { search: 'wombat acme' })
+      expect(where.body.data[0].matches).toEqual([
+        { field: 'data', path: 'shop', text: 'acme-store', ranges: [[0, 4]] },
+        { field: 'data', path: 'order.lines[].sku', text: 'WOMBAT-77', ranges: [[0, 6]] },
+      ])
+      const byFilter = await get(admin, { 'data.order.id': '1042' })
+      expect(byFilter.body.data[0].matches).toEqual([{ field: 'data', path: 'order.id', text: '1042', ranges: [[0, 4]] }])
+      expect((await get(admin, { search: 'zanzibar' })).body.data[0].matches).toEqual([{ field: 'name', text: 'Zanzibar import', ranges: [[0, 8]] }])
+      expect((await get(admin, {})).body.data[0].matches).toBeUndefined()
       // Keys are not values.
       expect(await found(admin, { search: 'shop' })).toEqual([])
       expect(await found(admin, { search: 'sku' })).toEqual([])

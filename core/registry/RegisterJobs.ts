@@ -22,6 +22,7 @@ import { JobHandle } from './JobHandle.js'
 import { assertJsonValue, parseOrThrow, pluginJobSchema, type CreateJobInput, type ParsedJobInput } from './jobInput.js'
 import { decodeCursor, encodeCursor } from './jobCursor.js'
 import { parseDataFilters, parseSearch, type DataFilter } from '../store/jobs/search/query.js'
+import { findMatches } from '../store/jobs/search/matches.js'
 import { encodeJson, jobRecordFromStored, META, recordAfter, toPublicJob, type JobRecord } from './jobRecord.js'
 import { nextStatus, type JobAction } from './jobTransitions.js'
 import { MAX_REORDER_JOBS, planReorder, ReorderRefusedError, reorderRefusal } from './reorderJobs.js'
@@ -297,7 +298,9 @@ export class RegisterJobs {
     const jobs = page.jobs.map(jobRecordFromStored)
     const last = page.jobs.at(-1)
     return {
-      jobs: jobs.map(toPublicJob),
+      jobs: query.search !== undefined || query.dataFilters
+        ? jobs.map((record) => ({ ...toPublicJob(record), matches: findMatches(record, query.search, query.dataFilters) }))
+        : jobs.map(toPublicJob),
       total: counted.total,
       limit,
       offset: after ? 0 : offset,
