@@ -435,6 +435,29 @@ describe.skipIf(!hasChromium)('the admin UI at scale and on every screen', { tim
     await drawer.waitFor({ state: 'detached' })
   })
 
+  it('shows a failed attempt’s error with its stack in the drawer, and the attempt timeline', async () => {
+    const hooks = plugin('disk-plugin')
+    hooks.registerJobProcessor(
+      'explode',
+      async () => {
+        throw new Error('disk full on /var/data')
+      },
+      { maxAttempts: 1 },
+    )
+    const job = await hooks.enqueueJob({ name: 'Write archive', type: 'explode', createdBy: adminId })
+    const page = await signIn({ ...WIDE, scheme: 'dark', path: `/jobs?tab=failed&job=${job.jobId}` })
+    const drawer = page.locator('[data-test="drawer"]')
+    await drawer.waitFor()
+    await drawer.locator('[data-test="drawer-error"]', { hasText: 'disk full on /var/data' }).waitFor({ timeout: 15_000 })
+    if (!routes.attempts) return
+    await drawer.locator('[data-test="attempt"]').first().waitFor()
+    const stack = drawer.locator('[data-test="drawer-stack"]')
+    await stack.waitFor()
+    expect(await stack.textContent()).toMatch(/Error: disk full on \/var\/data\n\s+at /)
+    expect(await drawer.locator('[data-test="drawer-action-retry"]').count()).toBe(1)
+    await screenshot(page, 'drawer-stack-wide-dark.png')
+  })
+
   it('lists schedules with pattern, timezone and next run, and the workers with their heartbeats', async () => {
     await plugin('reports-plugin').scheduleJob({ name: 'nightly-report', schedule: '0 2 * * *', timezone: 'Europe/Paris', jobData: { type: 'report', name: 'Nightly report' } })
     const page = await signIn({ ...WIDE, scheme: 'dark', path: '/schedules' })
