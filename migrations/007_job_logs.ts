@@ -4,7 +4,8 @@ import type { Knex } from 'knex'
  * Job logs and attempt history (issue 15).
  *
  * - `job_logs`: one row per line, keyed by (post_id, seq); `seq` is dense per job (1, 2, 3...),
- *   handed out in blocks by `job_log_state`, so a job's lines sort and page by the primary key.
+ *   handed out in blocks by `job_log_state`, so a job's lines sort and page by the primary key
+ *   (on SQLite the table is clustered by it: WITHOUT ROWID, one B-tree insert per line).
  *   `at` is integer ms (UTC); `fields` JSON text (or NULL).
  * - `job_log_state`: per job, the last `seq` handed out and how many lines were dropped (cut by
  *   the 10,000-line cap, or dropped before they were written). Its row lock on PostgreSQL orders
@@ -29,7 +30,7 @@ export async function up(knex: Knex): Promise<void> {
       fields text NULL,
       attempt integer NOT NULL DEFAULT 0,
       PRIMARY KEY (post_id, seq)
-    )`)
+    )${isSqlite(knex) ? ' WITHOUT ROWID' : ''}`)
   await knex.raw(`
     CREATE TABLE job_log_state (
       post_id integer PRIMARY KEY REFERENCES posts (id) ON DELETE CASCADE,

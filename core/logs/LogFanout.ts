@@ -110,6 +110,11 @@ export class LogFanout {
     if (feed.subscribers.size === 0 && !feed.reading) this.feeds.delete(subscriber.jobId)
   }
 
+  /** Whether anyone here follows the job's lines. */
+  follows(jobId: string): boolean {
+    return this.feeds.has(jobId)
+  }
+
   /** Lines this process wrote (after commit). A gap before them means lines from elsewhere: read. */
   written(written: Map<string, JobLogLine[]>): void {
     if (this.closed) return

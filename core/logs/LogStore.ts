@@ -2,8 +2,24 @@ import type { Knex } from 'knex'
 import type { AttemptOutcome, JobAttempt, JobLogLine, LogLevel } from '../contract.js'
 import { LOG_LINE_CAP, type PendingLine } from './logLine.js'
 
-/** Rows per INSERT statement (7 parameters each: under SQLite's 32,766 and PostgreSQL's 65,535). */
+/** Rows per INSERT statement (one JSON parameter each). */
 const INSERT_CHUNK = 1000
+
+interface SeqRow {
+  post_id: number | string
+  last_seq: number | string
+}
+
+/** The parts of a better-sqlite3 connection used here (the raw connection of knex's pool). */
+interface SqliteStatement {
+  run(...params: unknown[]): unknown
+  all(...params: unknown[]): unknown[]
+}
+interface SqliteConnection {
+  prepare(sql: string): SqliteStatement
+  transaction<T>(fn: () => T): { immediate(): T }
+}
+const statementCaches = new WeakMap<SqliteConnection, Map<string, SqliteStatement>>()
 
 export interface FlushResult {
   /** Per job id, the lines as written (with their seq), oldest first. */
@@ -37,6 +53,8 @@ export interface LogBatch {
   unwritten: Map<number, number>
   starts: AttemptStart[]
   finishes: AttemptFinish[]
+  /** Jobs whose written lines are wanted back (live subscribers); default all. */
+  wanted?: (jobId: string) => boolean
   /** A NOTIFY payload sent at commit (PostgreSQL), from the last seq per job id. */
   notify?: (lastSeqs: Map<string, number>) => { channel: string; payloads: string[] } | null
 }
@@ -58,7 +76,7 @@ export class LogStore {
   /** Writes a batch; the lines and attempts of a job deleted meanwhile are dropped (see `gone`). */
   async write(batch: LogBatch): Promise<FlushResult> {
     try {
-      return await this.knex.transaction((trx) => this.writeIn(trx, batch))
+      return await this.writeOnce(batch)
     } catch (error) {
       if (!isForeignKeyViolation(error)) throw error
       // A job was deleted before its lines were written: write the others, drop its lines.
@@ -72,13 +90,18 @@ export class LogStore {
         starts: batch.starts.filter((start) => existing.has(start.postId)),
         finishes: batch.finishes.filter((finish) => existing.has(finish.postId)),
       }
-      const result = await this.knex.transaction((trx) => this.writeIn(trx, kept))
+      const result = await this.writeOnce(kept)
       for (const postId of gone) result.gone.add(postId)
       return result
     }
   }
 
-  private async writeIn(trx: Knex.Transaction, batch: LogBatch): Promise<FlushResult> {
+  /**
+   * SQLite: the whole flush runs synchronously in one `BEGIN IMMEDIATE` on the raw better-sqlite3
+   * connection of knex's pool, with statements prepared once (the one connection is held for a
+   * few ms, never across an await). PostgreSQL: one knex transaction, a statement per step.
+   */
+  private async writeOnce(batch: LogBatch): Promise<FlushResult> {
     const byPost = new Map<number, PendingLine[]>()
     for (const line of batch.lines) {
       let list = byPost.get(line.postId)
@@ -86,37 +109,57 @@ export class LogStore {
       list.push(line)
     }
     for (const postId of batch.unwritten.keys()) if (!byPost.has(postId)) byPost.set(postId, [])
-    const written = new Map<string, JobLogLine[]>()
-    const lastSeqs = new Map<string, number>()
-    if (byPost.size) await this.writeLines(trx, byPost, batch.unwritten, written, lastSeqs)
-    await this.writeAttempts(trx, batch.starts, batch.finishes)
-    // Other instances hear of the new lines once they are committed.
-    const notice = this.dialect === 'postgres' && lastSeqs.size ? batch.notify?.(lastSeqs) : null
-    if (notice) for (const payload of notice.payloads) await trx.raw('SELECT pg_notify(?, ?)', [notice.channel, payload])
-    return { written, gone: new Set() }
-  }
-
-  private async writeLines(
-    trx: Knex.Transaction,
-    byPost: Map<number, PendingLine[]>,
-    unwritten: Map<number, number>,
-    written: Map<string, JobLogLine[]>,
-    lastSeqs: Map<string, number>,
-  ): Promise<void> {
     const postIds = [...byPost.keys()].sort((a, b) => a - b)
-    // 1. A block of seqs per job, in post id order (a fixed lock order between writers).
-    const blocks = postIds.map((postId) => [postId, byPost.get(postId)!.length, unwritten.get(postId) ?? 0])
-    const upserted = rowsOf<{ post_id: number | string; last_seq: number | string }>(
-      await trx.raw(
-        `INSERT INTO job_log_state (post_id, last_seq, dropped) ${this.rowsFrom(['integer', 'bigint', 'bigint'])}
+    // A block of seqs per job, in post id order (a fixed lock order between writers).
+    const upsert = postIds.length
+      ? {
+          sql: `INSERT INTO job_log_state (post_id, last_seq, dropped) ${this.rowsFrom(['integer', 'bigint', 'bigint'])}
          ON CONFLICT (post_id) DO UPDATE SET last_seq = job_log_state.last_seq + excluded.last_seq,
            dropped = job_log_state.dropped + excluded.dropped
          RETURNING post_id, last_seq`,
-        [JSON.stringify(blocks)],
-      ),
-    )
+          params: [JSON.stringify(postIds.map((postId) => [postId, byPost.get(postId)!.length, batch.unwritten.get(postId) ?? 0]))],
+        }
+      : null
+    const wanted = batch.wanted ?? (() => true)
+    if (this.dialect === 'sqlite') {
+      const db = (await this.knex.client.acquireConnection()) as SqliteConnection
+      try {
+        return db
+          .transaction(() => {
+            const upserted = upsert ? (this.prepared(db, upsert.sql).all(...upsert.params) as SeqRow[]) : []
+            const plan = this.plan(byPost, postIds, upserted, batch, wanted)
+            for (const statement of plan.statements) this.prepared(db, statement.sql).run(...statement.params)
+            return { written: plan.written, gone: new Set<number>() }
+          })
+          .immediate()
+      } finally {
+        await this.knex.client.releaseConnection(db)
+      }
+    }
+    return this.knex.transaction(async (trx) => {
+      const upserted = upsert ? rowsOf<SeqRow>(await trx.raw(upsert.sql, upsert.params)) : []
+      const plan = this.plan(byPost, postIds, upserted, batch, wanted)
+      for (const statement of plan.statements) await trx.raw(statement.sql, statement.params as Knex.RawBinding[])
+      // Other instances hear of the new lines once they are committed.
+      const notice = plan.lastSeqs.size ? batch.notify?.(plan.lastSeqs) : null
+      if (notice) for (const payload of notice.payloads) await trx.raw('SELECT pg_notify(?, ?)', [notice.channel, payload])
+      return { written: plan.written, gone: new Set<number>() }
+    })
+  }
+
+  /** The statements of a flush once each job has its block of seqs: lines, cap, attempts. */
+  private plan(
+    byPost: Map<number, PendingLine[]>,
+    postIds: number[],
+    upserted: SeqRow[],
+    batch: LogBatch,
+    wanted: (jobId: string) => boolean,
+  ): { statements: { sql: string; params: unknown[] }[]; written: Map<string, JobLogLine[]>; lastSeqs: Map<string, number> } {
+    const statements: { sql: string; params: unknown[] }[] = []
+    const written = new Map<string, JobLogLine[]>()
+    const lastSeqs = new Map<string, number>()
     const lastSeq = new Map(upserted.map((row) => [Number(row.post_id), Number(row.last_seq)]))
-    // 2. The lines, with their seqs; a block longer than the cap keeps only its newest lines.
+    // The lines, with their seqs; a block longer than the cap keeps only its newest lines.
     const rows: unknown[][] = []
     const overCap: [number, number][] = []
     for (const postId of postIds) {
@@ -125,47 +168,57 @@ export class LogStore {
       if (list.length === 0) continue
       const first = last - list.length + 1
       const keepFrom = Math.max(0, list.length - LOG_LINE_CAP)
-      const out: JobLogLine[] = []
+      // Lines as the API gives them only for jobs someone follows live (the fan-out).
+      const out: JobLogLine[] | null = wanted(list[0]!.jobId) ? [] : null
       for (let i = keepFrom; i < list.length; i++) {
         const line = list[i]!
         const seq = first + i
         rows.push([postId, seq, line.at, line.level, line.message, line.fields, line.attempt])
-        out.push(toLine({ seq, at: line.at, level: line.level, message: line.message, fields: line.fields, attempt: line.attempt }))
+        out?.push(toLine({ seq, at: line.at, level: line.level, message: line.message, fields: line.fields, attempt: line.attempt }))
       }
-      written.set(list[0]!.jobId, out)
+      if (out) written.set(list[0]!.jobId, out)
       lastSeqs.set(list[0]!.jobId, last)
       if (last > LOG_LINE_CAP) overCap.push([postId, last - LOG_LINE_CAP])
     }
     for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
-      await trx.raw(
-        `INSERT INTO job_logs (post_id, seq, at, level, message, fields, attempt) ${this.rowsFrom(['integer', 'bigint', 'bigint', 'varchar', 'text', 'text', 'integer'])}`,
-        [JSON.stringify(rows.slice(i, i + INSERT_CHUNK))],
-      )
+      statements.push({
+        sql: `INSERT INTO job_logs (post_id, seq, at, level, message, fields, attempt) ${this.rowsFrom(['integer', 'bigint', 'bigint', 'varchar', 'text', 'text', 'integer'])}`,
+        params: [JSON.stringify(rows.slice(i, i + INSERT_CHUNK))],
+      })
     }
-    // 3. The cap: a job keeps its newest LOG_LINE_CAP lines (seqs are dense, so this is a range).
+    // The cap: a job keeps its newest LOG_LINE_CAP lines (seqs are dense, so this is a range).
     if (overCap.length) {
-      await trx.raw(`DELETE FROM job_logs WHERE ${overCap.map(() => '(post_id = ? AND seq <= ?)').join(' OR ')}`, overCap.flat())
+      statements.push({ sql: `DELETE FROM job_logs WHERE ${overCap.map(() => '(post_id = ? AND seq <= ?)').join(' OR ')}`, params: overCap.flat() })
     }
-  }
-
-  /** Starts as one multi-row INSERT, ends as one UPDATE ... FROM (VALUES ...) per 1,000. */
-  private async writeAttempts(trx: Knex.Transaction, starts: AttemptStart[], finishes: AttemptFinish[]) {
-    for (let i = 0; i < starts.length; i += INSERT_CHUNK) {
-      const chunk = starts.slice(i, i + INSERT_CHUNK).map((s) => [s.postId, s.token, s.attempt, s.instance, s.startedAt, 'running'])
-      await trx.raw(
-        `INSERT INTO job_attempts (post_id, token, attempt, instance, started_at, outcome) ${this.rowsFrom(['integer', 'varchar', 'integer', 'varchar', 'bigint', 'varchar'])}`,
-        [JSON.stringify(chunk)],
-      )
+    // Attempts: starts as one INSERT, ends as one UPDATE ... FROM, per 1,000.
+    for (let i = 0; i < batch.starts.length; i += INSERT_CHUNK) {
+      const chunk = batch.starts.slice(i, i + INSERT_CHUNK).map((s) => [s.postId, s.token, s.attempt, s.instance, s.startedAt, 'running'])
+      statements.push({
+        sql: `INSERT INTO job_attempts (post_id, token, attempt, instance, started_at, outcome) ${this.rowsFrom(['integer', 'varchar', 'integer', 'varchar', 'bigint', 'varchar'])}`,
+        params: [JSON.stringify(chunk)],
+      })
     }
-    for (let i = 0; i < finishes.length; i += INSERT_CHUNK) {
-      const chunk = finishes.slice(i, i + INSERT_CHUNK).map((f) => [f.postId, f.token, f.outcome, f.finishedAt, f.error])
-      await trx.raw(
-        `UPDATE job_attempts SET outcome = v.c2, finished_at = v.c3, error = v.c4
+    for (let i = 0; i < batch.finishes.length; i += INSERT_CHUNK) {
+      const chunk = batch.finishes.slice(i, i + INSERT_CHUNK).map((f) => [f.postId, f.token, f.outcome, f.finishedAt, f.error])
+      statements.push({
+        sql: `UPDATE job_attempts SET outcome = v.c2, finished_at = v.c3, error = v.c4
          FROM (${this.rowsFrom(['integer', 'varchar', 'varchar', 'bigint', 'text'])}) AS v
          WHERE job_attempts.post_id = v.c0 AND job_attempts.token = v.c1 AND job_attempts.outcome = 'running'`,
-        [JSON.stringify(chunk)],
-      )
+        params: [JSON.stringify(chunk)],
+      })
     }
+    return { statements, written, lastSeqs }
+  }
+
+  private prepared(db: SqliteConnection, sql: string): SqliteStatement {
+    let cache = statementCaches.get(db)
+    if (!cache) statementCaches.set(db, (cache = new Map()))
+    let statement = cache.get(sql)
+    if (!statement) {
+      if (cache.size >= 64) cache.delete(cache.keys().next().value!)
+      cache.set(sql, (statement = db.prepare(sql)))
+    }
+    return statement
   }
 
   /**

@@ -12,8 +12,9 @@ export interface LogWriterOptions {
   flushLines?: number
   /** Lines waiting in this process, all jobs together; beyond it new lines are dropped (counted). */
   maxPendingLines?: number
-  /** Called after each commit with the lines written, per job id. */
+  /** Called after each commit with the lines written, per job id (of the jobs `wanted` accepts). */
   onWritten?(written: Map<string, JobLogLine[]>): void
+  wanted?(jobId: string): boolean
   /** A NOTIFY for other instances, sent in the flush's transaction (PostgreSQL). */
   notify?(lastSeqs: Map<string, number>): { channel: string; payloads: string[] } | null
 }
@@ -132,7 +133,7 @@ export class LogWriter {
     const lines: PendingLine[] = []
     for (const buffer of buffers.values()) for (const line of buffer.lines) lines.push(line)
     this.flushing = this.options.store
-      .write({ lines, unwritten, starts, finishes, notify: this.options.notify })
+      .write({ lines, unwritten, starts, finishes, notify: this.options.notify, wanted: this.options.wanted })
       .then(
         (result) => {
           if (result.written.size) this.options.onWritten?.(result.written)

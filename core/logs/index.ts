@@ -78,6 +78,7 @@ export class JobLogs {
       logger: options.logger,
       flushMs: options.flushMs,
       onWritten: (written) => this.fanout.written(written),
+      wanted: (jobId) => this.fanout.follows(jobId),
       notify: (lastSeqs) => ({ channel: LOG_CHANNEL, payloads: encodeLogNotice(options.instanceId, lastSeqs) }),
     })
   }

@@ -44,12 +44,16 @@ export function normaliseMessage(message: unknown): string {
 export function normaliseFields(fields: unknown): string | null {
   if (fields === undefined || fields === null) return null
   let json: string | undefined
+  const value = typeof fields === 'object' && !Array.isArray(fields) ? fields : { value: fields }
   try {
-    json = JSON.stringify(typeof fields === 'object' && !Array.isArray(fields) ? fields : { value: fields }, (_key, value) =>
-      typeof value === 'bigint' ? value.toString() : value,
-    )
-  } catch (error) {
-    json = JSON.stringify({ unserialisable: (error as Error).message.slice(0, 200) })
+    json = JSON.stringify(value)
+  } catch {
+    try {
+      // BigInt (and only then the slower replacer); a cycle still fails.
+      json = JSON.stringify(value, (_key, v) => (typeof v === 'bigint' ? v.toString() : v))
+    } catch (error) {
+      json = JSON.stringify({ unserialisable: (error as Error).message.slice(0, 200) })
+    }
   }
   if (json === undefined || json === '{}') return null
   if (json.length * 3 > MAX_LINE_BYTES) {
