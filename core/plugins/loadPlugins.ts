@@ -3,6 +3,7 @@ import path from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { coerceError } from '../errors.js'
 import type { PluginHooks, PluginModule } from '../hooks/pluginHooks.js'
+import { inPlugin } from '../hooks/pluginScope.js'
 import type { Logger } from '../logger.js'
 
 export interface LoadPluginsOptions {
@@ -36,9 +37,11 @@ export async function loadPlugins(options: LoadPluginsOptions): Promise<PluginLo
         .map((name) => path.join(options.dir, slug, name))
         .find((candidate) => fs.existsSync(candidate))
       if (!file) throw new Error(`No index.ts or index.js in ${path.join(options.dir, slug)}.`)
-      const module = (await import(pathToFileURL(file).href)) as { default?: unknown }
+      // In the plugin's scope: faults its module, timers and promises raise later carry its name
+      // and never end the process (core/hooks/pluginScope.ts).
+      const module = (await inPlugin(slug, () => import(pathToFileURL(file).href))) as { default?: unknown }
       if (typeof module.default !== 'function') throw new Error('A plugin must default-export a function.')
-      await (module.default as PluginModule)(options.argsFor(slug))
+      await inPlugin(slug, () => (module.default as PluginModule)(options.argsFor(slug)))
       result.loaded.push(slug)
       options.logger.info({ plugin: slug }, `Plugin "${slug}" loaded`)
     } catch (thrown) {

@@ -95,6 +95,8 @@ export class JobRuntime {
     this.leaseMs = options.leaseMs ?? 30_000
     this.recoveryIntervalMs = options.recoveryIntervalMs ?? Math.max(1000, Math.round(this.leaseMs / 2))
     this.shutdownGraceMs = options.shutdownGraceMs ?? 10_000
+    // Plugin code runs in this process whether or not it runs jobs: contain its faults from now on.
+    this.releaseFaultHandlers = holdFaultHandlers(options.logger)
   }
 
   /** Attempts holding a slot (including settled ones whose handler has not returned yet). */
@@ -110,7 +112,6 @@ export class JobRuntime {
   start(): void {
     if (this.started) return
     this.started = true
-    this.releaseFaultHandlers = holdFaultHandlers(this.options.logger)
     const { hooks } = this.options
     const wakeFor = (job: { type: string; status: string }) => {
       if (job.status === 'pending' && this.options.processors.has(job.type)) this.wake()
@@ -163,6 +164,7 @@ export class JobRuntime {
    * gives their jobs back to the queue (the interrupted attempt is not counted; each is logged).
    */
   async stop(options: { graceMs?: number } = {}): Promise<void> {
+    if (!this.started) this.releaseFaultHandlers?.()
     if (!this.started || this.stopping) return
     this.stopping = true
     for (const timer of this.timers) if (timer !== this.heartbeatTimer) clearTimeout(timer), clearInterval(timer)

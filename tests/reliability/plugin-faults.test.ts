@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { DatabaseTarget } from '../../core/config.js'
 import type { Jobpost } from '../../core/createJobpost.js'
 import { eventually, freshPostgresDatabase, startJobpost } from '../support/harness.js'
-import { spawnWorker, tempDir, type Child } from './support/processes.js'
+import request from 'supertest'
+import { spawnTs, spawnWorker, tempDir, type Child } from './support/processes.js'
 
 const LEASE_MS = 600
 
@@ -84,6 +85,22 @@ describe.each(['sqlite', 'postgres'] as const)('plugin faults and dying processe
     expect(worker.child.exitCode).toBeNull()
     worker.child.kill('SIGTERM')
     expect((await worker.exited).code).toBe(0)
+  }, 60_000)
+
+  it('a server (no runtime) whose plugin leaves faults behind at load and at init logs them with its name and keeps serving', async (ctx) => {
+    if (!producer) return ctx.skip()
+    const server = spawnTs(path.join(path.dirname(new URL(import.meta.url).pathname), 'fixtures', 'server.ts'), {
+      DATABASE_URL: databaseUrl,
+      ACTIVE_PLUGINS: 'leaves-faults',
+    })
+    children.push(server)
+    const [, url] = await server.waitFor(/LISTENING (http:\/\/\S+)/)
+    await server.waitFor(/Plugin \\"leaves-faults\\" raised an uncaught exception \(contained\): thrown from a timer set at load/)
+    await server.waitFor(/Plugin \\"leaves-faults\\" raised an unhandled rejection \(contained\): rejected after init/)
+    await request(url!).get('/api/v1/openapi.json').expect(200)
+    expect(server.child.exitCode).toBeNull()
+    server.child.kill('SIGTERM')
+    expect((await server.exited).code).toBe(0)
   }, 60_000)
 
   it('fails a job whose attempts keep killing their worker once its attempts are used', async (ctx) => {
