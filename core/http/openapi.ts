@@ -50,6 +50,8 @@ const jobSchema: Json = {
     startedAt: { type: ['string', 'null'], format: 'date-time' },
     completedAt: { type: ['string', 'null'], format: 'date-time' },
     parentJobId: { type: ['string', 'null'], format: 'uuid', description: 'The chain or batch this job belongs to.' },
+    pausable: { type: 'boolean', description: 'A pause would happen: a queued job, or a tracked job whose plugin passed onPause (else 409 NOT_PAUSABLE).' },
+    retryable: { type: 'boolean', description: 'A retry would run it: a queued job (a tracked job no processor runs: 409 NOT_RETRYABLE).' },
   },
 }
 
@@ -58,7 +60,7 @@ const ERROR_STATUSES: Record<number, string> = {
   401: 'No or bad credentials (UNAUTHENTICATED)',
   403: 'Lacking capability (FORBIDDEN)',
   404: 'Not found, or not visible to the caller',
-  409: 'Illegal state change (ILLEGAL_TRANSITION)',
+  409: 'Illegal state change (ILLEGAL_TRANSITION; NOT_PAUSABLE: a tracked job without onPause; NOT_RETRYABLE: a tracked job no processor runs)',
   413: 'Body too large',
   415: 'Body is not JSON',
   429: 'Too many requests',
