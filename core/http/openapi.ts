@@ -131,7 +131,24 @@ export function baseOpenApiDocument(): Json {
             { name: 'status', in: 'query', schema: { type: 'string' }, description: 'Repeat or comma-separate.' },
             { name: 'type', in: 'query', schema: { type: 'string' } },
             { name: 'source', in: 'query', schema: { type: 'string' } },
-            { name: 'search', in: 'query', schema: { type: 'string' }, description: 'Substring of the name, case-insensitive.' },
+            {
+              name: 'search',
+              in: 'query',
+              schema: { type: 'string', maxLength: 200 },
+              description:
+                'Every word (a run of letters and digits; at most 10 words, 200 characters, else 400) must match a whole word or a word\'s ' +
+                'prefix, case-insensitive, of the name, description, error message, or a value (not a key) of data or result. Anything else ' +
+                '(quotes, operators, NUL) separates words. Each job of the page then has `matches` (where it matched, with ranges to mark); ' +
+                '`meta.total` is exact up to 10,000, then `meta.totalCapped`.',
+            },
+            {
+              name: 'data.{path}',
+              in: 'query',
+              schema: { type: 'string', maxLength: 1000 },
+              description:
+                'Up to 3 such parameters (a 4th, a repeated one or a path not of [A-Za-z0-9_]+ segments joined by dots is 400), e.g. ' +
+                '`data.order.id=1042`: the JSON value at that object path of the job\'s data equals the text, or the number when numeric.',
+            },
             { name: 'parentJobId', in: 'query', schema: { type: 'string', format: 'uuid' } },
             { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 500, default: 100 } },
             { name: 'offset', in: 'query', schema: { type: 'integer', minimum: 0, default: 0 } },
