@@ -547,8 +547,19 @@ describe.skipIf(!hasChromium)('the admin UI at scale and on every screen', { tim
     // A reload keeps a failed card that was never dismissed.
     await page.reload()
     await card.waitFor()
+    // A second tab of the same user (its own session) shows it too...
+    const other = await watched!.context.newPage()
+    await other.goto(`${jobpost.url}/admin/`)
+    await other.getByLabel('Email').fill(email)
+    await other.getByLabel('Password').fill(PASSWORD)
+    await other.getByRole('button', { name: 'Sign in' }).click()
+    const otherCard = other.locator(`.job-queue [data-job-id="${failing.jobId}"]`)
+    await otherCard.waitFor()
     await card.getByRole('button', { name: `Dismiss ${name}` }).click()
     await card.waitFor({ state: 'detached' })
+    // ...and drops it at once when it is dismissed in the first.
+    await otherCard.waitFor({ state: 'detached', timeout: 3000 })
+    await other.close()
     const list = await api<Job[]>('GET', '/notifications')
     expect(list.some((j) => j.jobId === failing.jobId)).toBe(false)
     await page.reload()

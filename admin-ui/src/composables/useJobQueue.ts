@@ -19,6 +19,11 @@ export interface JobQueueOptions {
   /** Members shown inside an expanded group (default 3). */
   groupPreview?: number
   now?: () => number
+  /**
+   * A BroadcastChannel name shared by this user's tabs (one per user: two users may be signed in in two
+   * tabs of one browser), so that a dismissal shows in every tab at once; none by default.
+   */
+  tabChannel?: string | null
 }
 
 export type StatusCounts = Partial<Record<JobStatus, number>>
@@ -234,6 +239,27 @@ export function useJobQueue(options: JobQueueOptions) {
     }
   })
 
+  // Other tabs of this browser hear of a dismissal at once (other devices at their next read).
+  type TabMessage = { dismissed: string[] } | { clearedFinished: true }
+  const channel = options.tabChannel && typeof BroadcastChannel === 'function' ? new BroadcastChannel(options.tabChannel) : null
+  if (channel) {
+    channel.onmessage = (event: MessageEvent<TabMessage>) => {
+      if (disposed) return
+      incoming.flushNow()
+      const message = event.data
+      const gone = 'dismissed' in message ? message.dismissed.map((id) => jobs.get(id)).filter((job): job is Job => !!job) : [...jobs.values()].filter((job) => isFinalStatus(job.status))
+      for (const job of gone) dismissLocally(job)
+      if (gone.length) bump()
+    }
+  }
+  const tell = (message: TabMessage) => {
+    try {
+      channel?.postMessage(message)
+    } catch {
+      // A closed channel (the page is going away).
+    }
+  }
+
   // Coming back to a tab: another tab or device may have dismissed cards meanwhile.
   let lastVisibleSync = now()
   const onVisible = () => {
@@ -249,6 +275,7 @@ export function useJobQueue(options: JobQueueOptions) {
     incoming.stop()
     clearTimeout(sweepTimer)
     globalThis.document?.removeEventListener('visibilitychange', onVisible)
+    channel?.close()
   }
   if (getCurrentScope()) onScopeDispose(dispose)
 
@@ -329,6 +356,7 @@ export function useJobQueue(options: JobQueueOptions) {
   async function dismissMany(list: Job[]) {
     for (const job of list) dismissLocally(job)
     bump()
+    tell({ dismissed: list.map((job) => job.jobId) })
     const queue = [...list]
     await Promise.all(
       Array.from({ length: Math.min(4, queue.length) }, async () => {
@@ -360,6 +388,7 @@ export function useJobQueue(options: JobQueueOptions) {
       if (!job) return
       dismissLocally(job)
       bump()
+      tell({ dismissed: [jobId] })
       await dismissOnServer(jobId)
     },
     /** Closes every finished card of a group. */
@@ -373,6 +402,7 @@ export function useJobQueue(options: JobQueueOptions) {
       const finished = [...jobs.values()].filter((job) => isFinalStatus(job.status))
       for (const job of finished) dismissLocally(job)
       bump()
+      tell({ clearedFinished: true })
       if (!serverBacked.value) return
       try {
         await options.api.dismissFinished()
