@@ -133,7 +133,9 @@ export class JobRuntime {
     this.every(this.pollIntervalMs, () => this.wake())
     this.heartbeatTimer = this.every(Math.max(250, Math.round(this.leaseMs / 3)), () => this.heartbeat())
     this.every(this.recoveryIntervalMs, () => this.recover())
-    void this.recover().then(() => this.wake())
+    void this.recover()
+      .catch((error) => this.options.logger.error({ err: error }, 'Could not recover expired leases at start'))
+      .then(() => this.wake())
   }
 
   /** Looks for due jobs now (coalesced: at most one claim runs at a time). */
