@@ -397,12 +397,13 @@ describe.each(['sqlite', 'postgres'] as const)('job lifecycle (%s)', (dialect) =
       for (const jobpost of open.splice(0)) await jobpost.close({ graceMs: 100 })
       if (tmp) fs.rmSync(tmp, { recursive: true, force: true })
     }
-    // A tracked job paused elsewhere: its process learns it at its next renewal and calls onPause.
+    // A tracked job paused elsewhere: its process learns it from the event (or at the latest at its
+    // next renewal: a 30 s lease here, so the event it is) and calls onPause.
     const tmp2 = dialect === 'sqlite' ? fs.mkdtempSync(path.join(os.tmpdir(), 'jobpost-remote-pause-')) : null
     const shared2: DatabaseTarget = tmp2 ? { dialect: 'sqlite', filename: path.join(tmp2, 'jobs.sqlite') } : database
     try {
-      const owner = await host({ database: shared2, leaseMs: 600 })
-      const other = await host({ database: shared2, leaseMs: 600 })
+      const owner = await host({ database: shared2 })
+      const other = await host({ database: shared2 })
       const paused: string[] = []
       const handle = await owner.pluginHooks('tracker').createJob({ name: 'remote', type: unique('tracked'), onPause: (job) => void paused.push(job.status) })
       await handle.start()

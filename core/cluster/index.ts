@@ -171,7 +171,8 @@ class RemoteEventRelay {
       if (event.claimable) this.deps.runtime.wake()
       // With no WebSocket client here (a worker), there is nobody to read the job for, unless it
       // runs here: then a cancel elsewhere must abort it.
-      if (this.deps.realtime.clientCount === 0 && !(event.kind === 'change' && this.deps.runtime.isRunning(event.jobId))) continue
+      const drivenHere = this.deps.runtime.isRunning(event.jobId) || this.deps.jobs.trackedToken(event.jobId) !== undefined
+      if (this.deps.realtime.clientCount === 0 && !(event.kind === 'change' && drivenHere)) continue
       const seen = this.pending.get(event.jobId)
       this.pending.set(event.jobId, seen === 'change' || event.kind === 'change' ? 'change' : 'progress')
     }
@@ -201,6 +202,11 @@ class RemoteEventRelay {
             if (job.status === 'cancelled' && this.deps.runtime.isRunning(job.jobId)) this.deps.runtime.abortCancelled(job.jobId)
             // A pause elsewhere aborts the attempt here at once, as a cancel does.
             if (job.status === 'paused' && this.deps.runtime.isRunning(job.jobId)) this.deps.runtime.abortPaused(job.jobId)
+            // A tracked job this process drives, paused or cancelled elsewhere: tell its plugin now.
+            if ((job.status === 'paused' || job.status === 'cancelled') && this.deps.jobs.trackedToken(job.jobId)) {
+              const jobs = this.deps.jobs
+              void jobs.getJobRecord(job.jobId).then((record) => jobs.trackedChanged(job.jobId, record), () => undefined)
+            }
           }
         } catch (error) {
           this.deps.logger.warn({ err: error, jobs: batch.length }, 'Could not read jobs another instance changed')
