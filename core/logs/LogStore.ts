@@ -136,15 +136,85 @@ export class LogStore {
         await this.knex.client.releaseConnection(db)
       }
     }
-    return this.knex.transaction(async (trx) => {
-      const upserted = upsert ? rowsOf<SeqRow>(await trx.raw(upsert.sql, upsert.params)) : []
-      const plan = this.plan(byPost, postIds, upserted, batch, wanted)
-      for (const statement of plan.statements) await trx.raw(statement.sql, statement.params as Knex.RawBinding[])
-      // Other instances hear of the new lines once they are committed.
-      const notice = plan.lastSeqs.size ? batch.notify?.(plan.lastSeqs) : null
-      if (notice) for (const payload of notice.payloads) await trx.raw('SELECT pg_notify(?, ?)', [notice.channel, payload])
-      return { written: plan.written, gone: new Set<number>() }
-    })
+    return this.writePostgres(byPost, postIds, batch, wanted)
+  }
+
+  /**
+   * PostgreSQL: the whole flush is ONE statement (atomic on its own, one round trip): data-modifying
+   * CTEs hand out the seq blocks, insert the lines with `seq = last_seq - back` (lines after it in
+   * its block), delete the lines past the cap, insert the attempts that started and update those
+   * that ended. Then one NOTIFY (after the commit, which is when receivers can read the lines).
+   */
+  private async writePostgres(
+    byPost: Map<number, PendingLine[]>,
+    postIds: number[],
+    batch: LogBatch,
+    wanted: (jobId: string) => boolean,
+  ): Promise<FlushResult> {
+    const blocks: unknown[][] = []
+    const rows: unknown[][] = []
+    for (const postId of postIds) {
+      const list = byPost.get(postId)!
+      blocks.push([postId, list.length, batch.unwritten.get(postId) ?? 0])
+      for (let i = Math.max(0, list.length - LOG_LINE_CAP); i < list.length; i++) {
+        const line = list[i]!
+        rows.push([postId, list.length - 1 - i, line.at, line.level, line.message, line.fields, line.attempt])
+      }
+    }
+    const { starts, finishes } = mergeAttempts(batch.starts, batch.finishes)
+    const elements = (_param: number, columns: [string, string][]) =>
+      `SELECT ${columns.map(([name, type], i) => `(e->>${i})::${type} AS ${name}`).join(', ')} FROM json_array_elements(?::json) AS e`
+    const result = await this.knex.raw(
+      `WITH blocks AS (
+         INSERT INTO job_log_state (post_id, last_seq, dropped)
+         ${elements(1, [['post_id', 'integer'], ['n', 'bigint'], ['dropped', 'bigint']])}
+         ON CONFLICT (post_id) DO UPDATE SET last_seq = job_log_state.last_seq + excluded.last_seq,
+           dropped = job_log_state.dropped + excluded.dropped
+         RETURNING post_id, last_seq
+       ), lines AS (
+         INSERT INTO job_logs (post_id, seq, at, level, message, fields, attempt)
+         SELECT l.post_id, b.last_seq - l.back, l.at, l.level, l.message, l.fields, l.attempt
+         FROM (${elements(2, [['post_id', 'integer'], ['back', 'bigint'], ['at', 'bigint'], ['level', 'varchar'], ['message', 'text'], ['fields', 'text'], ['attempt', 'integer']])}) AS l
+         JOIN blocks b ON b.post_id = l.post_id
+       ), capped AS (
+         DELETE FROM job_logs USING blocks b
+         WHERE job_logs.post_id = b.post_id AND b.last_seq > ${LOG_LINE_CAP} AND job_logs.seq <= b.last_seq - ${LOG_LINE_CAP}
+       ), started AS (
+         INSERT INTO job_attempts (post_id, token, attempt, instance, started_at, outcome, finished_at, error)
+         ${elements(3, [['post_id', 'integer'], ['token', 'varchar'], ['attempt', 'integer'], ['instance', 'varchar'], ['started_at', 'bigint'], ['outcome', 'varchar'], ['finished_at', 'bigint'], ['error', 'text']])}
+       ), ended AS (
+         UPDATE job_attempts SET outcome = v.outcome, finished_at = v.finished_at, error = v.error
+         FROM (${elements(4, [['post_id', 'integer'], ['token', 'varchar'], ['outcome', 'varchar'], ['finished_at', 'bigint'], ['error', 'text']])}) AS v
+         WHERE job_attempts.post_id = v.post_id AND job_attempts.token = v.token AND job_attempts.outcome = 'running'
+       )
+       SELECT post_id, last_seq FROM blocks`,
+      [JSON.stringify(blocks), JSON.stringify(rows), JSON.stringify(starts.map(startRow)), JSON.stringify(finishes.map(finishRow))],
+    )
+    const lastSeq = new Map(rowsOf<SeqRow>(result).map((row) => [Number(row.post_id), Number(row.last_seq)]))
+    const written = new Map<string, JobLogLine[]>()
+    const lastSeqs = new Map<string, number>()
+    for (const postId of postIds) {
+      const list = byPost.get(postId)!
+      if (list.length === 0) continue
+      const last = lastSeq.get(postId)!
+      lastSeqs.set(list[0]!.jobId, last)
+      if (!wanted(list[0]!.jobId)) continue
+      const first = last - list.length + 1
+      const out: JobLogLine[] = []
+      for (let i = Math.max(0, list.length - LOG_LINE_CAP); i < list.length; i++) {
+        const line = list[i]!
+        out.push(toLine({ seq: first + i, at: line.at, level: line.level, message: line.message, fields: line.fields, attempt: line.attempt }))
+      }
+      written.set(list[0]!.jobId, out)
+    }
+    // Other instances hear of the new lines now that they are committed.
+    const notice = lastSeqs.size ? batch.notify?.(lastSeqs) : null
+    if (notice) {
+      for (const payload of notice.payloads) {
+        await this.knex.raw('SELECT pg_notify(?, ?)', [notice.channel, payload]).catch(() => undefined)
+      }
+    }
+    return { written, gone: new Set<number>() }
   }
 
   /** The statements of a flush once each job has its block of seqs: lines, cap, attempts. */
@@ -190,16 +260,18 @@ export class LogStore {
     if (overCap.length) {
       statements.push({ sql: `DELETE FROM job_logs WHERE ${overCap.map(() => '(post_id = ? AND seq <= ?)').join(' OR ')}`, params: overCap.flat() })
     }
-    // Attempts: starts as one INSERT, ends as one UPDATE ... FROM, per 1,000.
-    for (let i = 0; i < batch.starts.length; i += INSERT_CHUNK) {
-      const chunk = batch.starts.slice(i, i + INSERT_CHUNK).map((s) => [s.postId, s.token, s.attempt, s.instance, s.startedAt, 'running'])
+    // Attempts: starts as one INSERT (those that also ended in this batch, ended), ends as one
+    // UPDATE ... FROM, per 1,000.
+    const { starts, finishes } = mergeAttempts(batch.starts, batch.finishes)
+    for (let i = 0; i < starts.length; i += INSERT_CHUNK) {
+      const chunk = starts.slice(i, i + INSERT_CHUNK).map(startRow)
       statements.push({
-        sql: `INSERT INTO job_attempts (post_id, token, attempt, instance, started_at, outcome) ${this.rowsFrom(['integer', 'varchar', 'integer', 'varchar', 'bigint', 'varchar'])}`,
+        sql: `INSERT INTO job_attempts (post_id, token, attempt, instance, started_at, outcome, finished_at, error) ${this.rowsFrom(['integer', 'varchar', 'integer', 'varchar', 'bigint', 'varchar', 'bigint', 'text'])}`,
         params: [JSON.stringify(chunk)],
       })
     }
-    for (let i = 0; i < batch.finishes.length; i += INSERT_CHUNK) {
-      const chunk = batch.finishes.slice(i, i + INSERT_CHUNK).map((f) => [f.postId, f.token, f.outcome, f.finishedAt, f.error])
+    for (let i = 0; i < finishes.length; i += INSERT_CHUNK) {
+      const chunk = finishes.slice(i, i + INSERT_CHUNK).map(finishRow)
       statements.push({
         sql: `UPDATE job_attempts SET outcome = v.c2, finished_at = v.c3, error = v.c4
          FROM (${this.rowsFrom(['integer', 'varchar', 'varchar', 'bigint', 'text'])}) AS v
@@ -301,6 +373,31 @@ export class LogStore {
     })
   }
 }
+
+/** An attempt that started and ended within one batch is inserted ended (no UPDATE of its row). */
+function mergeAttempts(starts: AttemptStart[], finishes: AttemptFinish[]): { starts: (AttemptStart & Partial<AttemptFinish>)[]; finishes: AttemptFinish[] } {
+  if (finishes.length === 0) return { starts, finishes }
+  const byToken = new Map<string, AttemptStart & Partial<AttemptFinish>>(starts.map((start) => [start.token, { ...start }]))
+  const rest: AttemptFinish[] = []
+  for (const finish of finishes) {
+    const start = byToken.get(finish.token)
+    if (start && start.outcome === undefined) Object.assign(start, { outcome: finish.outcome, finishedAt: finish.finishedAt, error: finish.error })
+    else rest.push(finish)
+  }
+  return { starts: [...byToken.values()], finishes: rest }
+}
+
+const startRow = (s: AttemptStart & Partial<AttemptFinish>) => [
+  s.postId,
+  s.token,
+  s.attempt,
+  s.instance,
+  s.startedAt,
+  s.outcome ?? 'running',
+  s.finishedAt ?? null,
+  s.error ?? null,
+]
+const finishRow = (f: AttemptFinish) => [f.postId, f.token, f.outcome, f.finishedAt, f.error]
 
 interface LineRow {
   seq: number | string
