@@ -53,10 +53,9 @@ export class JobCreationLimits {
   constructor(private readonly options: JobCreationLimitsOptions) {}
 
   /** Counts `count` new jobs for `owner` against its limits, then runs `create`. */
-  async admit<T>(owner: JobOwner, count: number, create: () => Promise<T>): Promise<T> {
+  admit<T>(owner: JobOwner, count: number, create: () => Promise<T>): Promise<T> {
     const limits = owner.kind === 'user' ? this.options.user : this.options.plugin
     const key = owner.kind === 'user' ? `jobs:user:${owner.userId}` : `jobs:plugin:${owner.slug}`
-    const who = owner.kind === 'user' ? 'this user' : `plugin "${owner.slug}"`
     if (count <= 0 || (limits.ratePerMinute <= 0 && limits.maxPending <= 0)) return create()
     const window = { limit: limits.ratePerMinute, windowMs: MINUTE_MS }
     // One creation per owner at a time in this process: concurrent creates cannot all pass one
@@ -66,6 +65,7 @@ export class JobCreationLimits {
       if (limits.ratePerMinute > 0) {
         const decision = await this.options.buckets.take(key, window, count)
         if (!decision.allowed) {
+          const who = owner.kind === 'user' ? 'this user' : `plugin "${owner.slug}"`
           throw new RateLimitedError(`Too many jobs created by ${who}: at most ${limits.ratePerMinute} a minute.`, decision.retryAfterMs)
         }
       }
