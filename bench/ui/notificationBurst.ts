@@ -2,6 +2,7 @@
  * The admin's notification stack under a burst (issue 14), in headless Chromium:
  *
  *   npx tsx bench/ui/notificationBurst.ts            (BURST_JOBS=3000 BURST_SECONDS=10 by default)
+ *   BURST_PAGE='/jobs?tab=active' npx tsx bench/ui/notificationBurst.ts   (the jobs page open instead)
  *
  * A Jobpost server (in-memory SQLite, a worker in the same process) and an administrator with the
  * admin open on the dashboard at 1920×1080. Then BURST_JOBS notifying jobs of BURST_TYPES types
@@ -23,6 +24,8 @@ const SECONDS = Number(process.env.BURST_SECONDS ?? 10)
 const MAX_SECONDS = Number(process.env.BURST_MAX_SECONDS ?? 240)
 /** Jobs are spread over this many types (more groups than the stack shows: "N more"). */
 const TYPES = Number(process.env.BURST_TYPES ?? 12)
+/** The admin page open during the burst (default the dashboard; `/jobs?tab=active` has live rows too). */
+const PAGE_PATH = process.env.BURST_PAGE ?? '/'
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const EMAIL = 'bench-admin@example.com'
 const PASSWORD = 'bench password 42'
@@ -68,6 +71,10 @@ await page.getByLabel('Email').fill(EMAIL)
 await page.getByLabel('Password').fill(PASSWORD)
 await page.getByRole('button', { name: 'Sign in' }).click()
 await page.locator('[data-test="connection"]', { hasText: 'Live' }).waitFor({ timeout: 30_000 })
+if (PAGE_PATH !== '/') {
+  await page.goto(`${url}/admin${PAGE_PATH}`)
+  await page.locator('[data-test="connection"]', { hasText: 'Live' }).waitFor({ timeout: 30_000 })
+}
 await page.evaluate(() => {
   const w = window as unknown as { __bench: { long: number[]; maxCards: number } }
   w.__bench = { long: [], maxCards: 0 }
@@ -122,8 +129,13 @@ for (;;) {
   await sleep(500)
 }
 await sleep(1000)
-// The page answers: a click on "Jobs" renders the jobs page.
+// The page answers: a click on "Jobs" (or "Dashboard", from the jobs page) renders that page.
 const clickAt = Date.now()
+if (PAGE_PATH.startsWith('/jobs')) {
+  await page.getByRole('link', { name: 'Dashboard', exact: true }).click()
+  await page.locator('[data-test="tile-active"]').waitFor({ timeout: 30_000 })
+  await page.getByRole('link', { name: 'Jobs', exact: true }).click()
+}
 await page.getByRole('link', { name: 'Jobs', exact: true }).click()
 await page.locator('[data-test="job-row"]').or(page.locator('[data-test="empty"]', { hasText: /^No / })).first().waitFor({ timeout: 30_000 })
 const navigationMs = Date.now() - clickAt
@@ -141,6 +153,7 @@ const measured = await page.evaluate(() => {
 })
 const result = {
   bench: 'admin-notification-burst',
+  page: PAGE_PATH,
   jobs: created,
   createdInMs,
   drainedInMs,
