@@ -1,3 +1,6 @@
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
 import request from 'supertest'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ManualClock } from '../core/clock.js'
@@ -277,6 +280,14 @@ searchSuite('SQLite', async () => {
   const clock = new ManualClock(Date.parse('2026-03-01T00:00:00.000Z'))
   const jobpost = await startJobpost({}, { clock, listen: false })
   return { jobpost, clock, cleanup: async () => {} }
+})
+
+// A file database: searches run on the reader thread (search/sqliteReader.ts), off the event loop.
+searchSuite('SQLite file (reader thread)', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'jobpost-search-'))
+  const clock = new ManualClock(Date.parse('2026-03-01T00:00:00.000Z'))
+  const jobpost = await startJobpost({ database: { dialect: 'sqlite', filename: path.join(dir, 'search.sqlite') } }, { clock, listen: false })
+  return { jobpost, clock, cleanup: async () => fs.rmSync(dir, { recursive: true, force: true }) }
 })
 
 searchSuite('PostgreSQL', async () => {

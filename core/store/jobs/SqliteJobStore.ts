@@ -38,6 +38,7 @@ import {
 import { searchTerms } from './search/sql.js'
 import { sqliteSearchCount, sqliteSearchList, type SqliteSearchIo } from './search/sqliteSearch.js'
 import { indexInsertedJob, mergeSearchIndex, reindexJob, touchesSearch } from './search/sqliteIndex.js'
+import { SqliteSearchReader } from './search/sqliteReader.js'
 
 type Db = BetterSqlite3.Database
 type Statement = BetterSqlite3.Statement
@@ -229,8 +230,23 @@ export class SqliteJobStore implements JobStore {
 
   /** A search's statements, each in its own turn of the queue (search/sqliteSearch.ts). */
   private readonly searchIo: SqliteSearchIo = {
-    all: (sql, values) => this.run((db) => this.statement(db, sql).all(...values) as Record<string, unknown>[]),
+    all: (sql, values) => {
+      const reader = this.searchReader()
+      if (reader) return reader.all(sql, values)
+      return this.run((db) => this.statement(db, sql).all(...values) as Record<string, unknown>[])
+    },
     read: (postIds) => this.getByPostIds(postIds),
+    offLoop: () => this.searchReader() !== null,
+  }
+  private reader: SqliteSearchReader | null | undefined
+
+  /** A file database's searches run on a reader in a worker thread (search/sqliteReader.ts). */
+  private searchReader(): SqliteSearchReader | null {
+    if (this.reader === undefined) {
+      const filename = (this.knex.client.config as { connection?: { filename?: string } }).connection?.filename
+      this.reader = filename && filename !== ':memory:' && !filename.startsWith('file:') ? new SqliteSearchReader(filename) : null
+    }
+    return this.reader?.usable ? this.reader : null
   }
 
   list(query: JobListQuery): Promise<JobListPage> {
@@ -513,6 +529,7 @@ export class SqliteJobStore implements JobStore {
 
   async close(): Promise<void> {
     await this.idle()
+    await this.reader?.close()
   }
 }
 

@@ -20,15 +20,17 @@ import { dataCheckSql, matchesNothing, type SearchTerms } from './sql.js'
 
 /** Up to this many index matches, a search starts from the index. */
 export const RARE_MATCHES = 4000
-/** Rows of the ordered walk per statement. */
+/** Rows of the ordered walk per statement (×10 off the loop). */
 export const WALK_SLICE = 2000
-/** Index matches per counting statement. */
+/** Index matches per counting statement (×4 off the loop: one statement reaches the 10,000 cap). */
 export const COUNT_SLICE = 5000
 
 export interface SqliteSearchIo {
-  /** One statement, run in the store's queue (its own event-loop turn). */
+  /** One statement: in the store's queue (its own event-loop turn), or on a reader thread. */
   all(sql: string, values: unknown[]): Promise<Record<string, unknown>[]>
   read(postIds: number[]): Promise<StoredJob[]>
+  /** Statements run off the event loop (sqliteReader.ts): fewer, larger slices. */
+  offLoop(): boolean
 }
 
 type Filters = Omit<JobListQuery, 'sort' | 'limit' | 'offset' | 'after'>
@@ -82,9 +84,10 @@ async function walk(query: JobListQuery, terms: SearchTerms, match: string, io: 
   const base: JobListQuery = { ...query, search: undefined, dataFilters: undefined, statuses: query.statuses?.length ? query.statuses : JOB_STATUSES }
   const check = dataCheckSql('sqlite', terms.filters)
   const hits: number[] = []
+  const walkSlice = io.offLoop() ? WALK_SLICE * 10 : WALK_SLICE
   let after = query.after
   for (;;) {
-    const slice = listSql({ ...base, limit: WALK_SLICE, offset: 0, after }, 'sqlite')
+    const slice = listSql({ ...base, limit: walkSlice, offset: 0, after }, 'sqlite')
     const rows = await io.all(
       `WITH w AS (${slice.sql})
        SELECT j.post_id AS post_id, j.sort_value AS sort_value,
@@ -94,7 +97,7 @@ async function walk(query: JobListQuery, terms: SearchTerms, match: string, io: 
       [...slice.values, match, ...check.values],
     )
     for (const row of rows) if (Number(row.hit) === 1) hits.push(Number(row.post_id))
-    if (hits.length >= want || rows.length < WALK_SLICE) break
+    if (hits.length >= want || rows.length < walkSlice) break
     const last = rows.at(-1)!
     after = { value: Number(last.sort_value), postId: Number(last.post_id) }
   }
@@ -109,6 +112,7 @@ export async function sqliteSearchCount(query: Filters, terms: SearchTerms, cap:
   const statuses = statusSql(query)
   const conditions = [...statuses.sql, ...filters.sql]
   const pass = conditions.length ? `j.post_id IS NOT NULL AND ${conditions.join(' AND ')}` : 'j.post_id IS NOT NULL'
+  const countSlice = io.offLoop() ? COUNT_SLICE * 4 : COUNT_SLICE
   let counted = 0
   let below = Number.MAX_SAFE_INTEGER
   for (;;) {
@@ -116,10 +120,10 @@ export async function sqliteSearchCount(query: Filters, terms: SearchTerms, cap:
       `SELECT COUNT(*) AS seen, MIN(c.rid) AS low, COALESCE(SUM(CASE WHEN ${pass} THEN 1 ELSE 0 END), 0) AS n
        FROM (SELECT rowid AS rid FROM job_search WHERE job_search MATCH ? AND rowid < ? ORDER BY rowid DESC LIMIT ?) c
        LEFT JOIN job_state j ON j.post_id = c.rid`,
-      [...statuses.values, ...filters.values, match, below, COUNT_SLICE],
+      [...statuses.values, ...filters.values, match, below, countSlice],
     )
     counted += Number(row?.n ?? 0)
-    if (counted >= cap || Number(row?.seen ?? 0) < COUNT_SLICE) return Math.min(counted, cap)
+    if (counted >= cap || Number(row?.seen ?? 0) < countSlice) return Math.min(counted, cap)
     below = Number(row!.low)
   }
 }
