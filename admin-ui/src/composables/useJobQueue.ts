@@ -117,6 +117,7 @@ export function useJobQueue(options: JobQueueOptions) {
     for (const [jobId, at] of expiries) {
       if (at > t) continue
       expiries.delete(jobId)
+      touched.delete(jobId)
       changed = jobs.delete(jobId) || changed
     }
     if (changed) bump()
@@ -163,6 +164,7 @@ export function useJobQueue(options: JobQueueOptions) {
 
   function remove(jobId: string) {
     expiries.delete(jobId)
+    touched.delete(jobId)
     if (jobs.delete(jobId)) bump()
   }
 
@@ -206,6 +208,9 @@ export function useJobQueue(options: JobQueueOptions) {
       // socket told of them after the list was asked for.
       for (const jobId of [...jobs.keys()]) if (!keep.has(jobId) && (touched.get(jobId) ?? 0) <= since) jobs.delete(jobId)
       for (const jobId of [...touched.keys()]) if (!jobs.has(jobId)) touched.delete(jobId)
+      // The server keeps dismissals of finished jobs: those it no longer lists need not be remembered
+      // here (a job closed while it ran still is: its updates keep coming over the socket).
+      if (serverBacked.value) for (const [jobId, wasFinal] of [...dismissed]) if (wasFinal && !keep.has(jobId)) dismissed.delete(jobId)
       for (const jobId of [...expiries.keys()]) if (!jobs.has(jobId)) expiries.delete(jobId)
       loadError.value = null
       bump()
@@ -349,6 +354,7 @@ export function useJobQueue(options: JobQueueOptions) {
   function dismissLocally(job: Job) {
     dismissed.set(job.jobId, isFinalStatus(job.status))
     expiries.delete(job.jobId)
+    touched.delete(job.jobId)
     jobs.delete(job.jobId)
   }
 
