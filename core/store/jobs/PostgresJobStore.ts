@@ -363,7 +363,7 @@ export class PostgresJobStore implements JobStore {
     const all = batch.flatMap((pending) => pending.items)
     try {
       const rows = await this.query(
-        `WITH v AS (SELECT * FROM unnest(?::int[], ?::text[], ?::text[], ?::text[], ?::bigint[]) AS v(post_id, token, status, result, at)),
+        `WITH v AS (SELECT * FROM unnest(?::int[], ?::text[], ?::text[], ?::text[], ?::bigint[], ?::boolean[]) AS v(post_id, token, status, result, at, clear_error)),
          done AS (
            UPDATE job_state j SET status = v.status, progress = 100, completed_at = v.at, updated_at = v.at,
              attempt_token = NULL, locked_until = NULL, paused_from = NULL
@@ -372,9 +372,9 @@ export class PostgresJobStore implements JobStore {
          results AS (
            INSERT INTO post_meta (post_id, meta_key, meta_value) SELECT d.post_id, 'result', v.result FROM done d JOIN v ON v.post_id = d.post_id
            WHERE v.result IS NOT NULL ON CONFLICT (post_id, meta_key) DO UPDATE SET meta_value = EXCLUDED.meta_value),
-         cleared AS (DELETE FROM post_meta WHERE meta_key = 'error_message' AND post_id IN (SELECT post_id FROM done))
+         cleared AS (DELETE FROM post_meta WHERE meta_key = 'error_message' AND post_id IN (SELECT d.post_id FROM done d JOIN v ON v.post_id = d.post_id WHERE v.clear_error))
          SELECT * FROM done`,
-        [all.map((c) => c.postId), all.map((c) => c.token), all.map((c) => c.status), all.map((c) => c.result), all.map((c) => c.now)],
+        [all.map((c) => c.postId), all.map((c) => c.token), all.map((c) => c.status), all.map((c) => c.result), all.map((c) => c.now), all.map((c) => c.clearError)],
       )
       const byId = new Map(rows.map((row) => [Number(row.post_id), stateFromRow(row)]))
       for (const pending of batch) pending.resolve(pending.items.map((item) => byId.get(item.postId) ?? null))
