@@ -190,6 +190,9 @@ function searchSuite(label: string, open: () => Promise<{ jobpost: Jobpost; cloc
       expect(names).toEqual(Array.from({ length: 50 }, (_, i) => count - 1 - i))
       const second = await get(admin, { search: 'wallaby', limit: '50', cursor: first.body.meta.nextCursor })
       expect((second.body.data as Job[]).map((job) => Number(job.name.split(' ')[2]))).toEqual(Array.from({ length: 50 }, (_, i) => count - 51 - i))
+      // Oldest first: rows older than the newest matches are looked up in the index by range.
+      const oldest = await get(admin, { search: 'wallaby', limit: '10', sort: 'createdAt' })
+      expect((oldest.body.data as Job[]).map((job) => Number(job.name.split(' ')[2]))).toEqual(Array.from({ length: 10 }, (_, i) => i))
       // Rare within the filter: the walk keeps going until the page is full.
       const rare = await get(admin, { search: 'wallaby', type: 'wb-rare', limit: '20' })
       expect(rare.body.meta.total).toBe(count / 10)

@@ -8,17 +8,18 @@ import { dataCheckSql, matchesNothing, type SearchTerms } from './sql.js'
  * Searches on SQLite, where every statement runs on the event loop: each one is bounded, and
  * long work goes in slices (each a separate statement, the loop free between them).
  *
- * A list takes one of two plans, chosen by counting the index's matches up to RARE_MATCHES:
- * - few matches: start from the index (every match joined to its typed row), filter, sort, page.
- *   O(matches), whatever the number of jobs.
- * - many matches: walk the list's ordered index ranges (as an unfiltered list does) a slice of
- *   WALK_SLICE rows at a time, keeping the rows the index holds in that slice's post-id range;
- *   stop when the page is full. O(page / share of matches).
+ * A list first reads the newest RARE_MATCHES + 1 matches of the index (one statement):
+ * - fewer: they are all the matches; their typed rows are filtered, sorted and paged. O(matches),
+ *   whatever the number of jobs.
+ * - more: walk the list's ordered index ranges (as an unfiltered list does) in growing slices (up
+ *   to WALK_SLICE rows), a row being a hit when it is among the known matches, or for rows older
+ *   than those, when the index holds it in that slice's post-id range; stop when the page is full.
+ *   O(page / share of matches); newest first (the default) never goes back to the index.
  * A total walks the index's matches in slices of COUNT_SLICE post ids, checking the filters,
  * until it passes the cap.
  */
 
-/** Up to this many index matches, a search starts from the index. */
+/** Up to this many index matches, a search starts from them (and they are the walk's membership set). */
 export const RARE_MATCHES = 4000
 /** Rows of the ordered walk per statement (×10 off the loop). */
 export const WALK_SLICE = 2000
@@ -50,56 +51,79 @@ function statusSql(query: Filters): { sql: string[]; values: unknown[] } {
 export async function sqliteSearchList(query: JobListQuery, terms: SearchTerms, io: SqliteSearchIo): Promise<JobListPage> {
   const match = sqliteMatch(terms.words, terms.filters)
   if (matchesNothing(terms) || match === null) return { jobs: [], total: 0 }
-  const [probe] = await io.all(`SELECT COUNT(*) AS n FROM (SELECT rowid FROM job_search WHERE job_search MATCH ? LIMIT ?)`, [match, RARE_MATCHES + 1])
-  const ids = Number(probe?.n) <= RARE_MATCHES ? await fromIndex(query, terms, match, io) : await walk(query, terms, match, io)
+  // The newest matches (by post id), one index statement: a common prefix is merged once here.
+  const newest = (await io.all(`SELECT rowid AS id FROM job_search WHERE job_search MATCH ? ORDER BY rowid DESC LIMIT ?`, [match, RARE_MATCHES + 1])).map(
+    (row) => Number(row.id),
+  )
+  const ids = newest.length <= RARE_MATCHES ? await fromMatches(query, terms, newest, io) : await walk(query, terms, match, newest, io)
   return { jobs: await io.read(ids), total: null }
 }
 
-/** Few matches: the index drives (CROSS JOIN keeps it the outer loop), then sort and page. */
-async function fromIndex(query: JobListQuery, terms: SearchTerms, match: string, io: SqliteSearchIo): Promise<number[]> {
+/** Few matches (all of them known): their typed rows, filtered, sorted and paged. */
+async function fromMatches(query: JobListQuery, terms: SearchTerms, matches: number[], io: SqliteSearchIo): Promise<number[]> {
+  if (matches.length === 0) return []
   const { column, desc } = sortOf(query.sort)
   const dir = desc ? 'DESC' : 'ASC'
   const filters = otherFilters(query, terms)
   const statuses = statusSql(query)
-  const where = ['job_search MATCH ?', ...statuses.sql, ...filters.sql]
-  const values: unknown[] = [match, ...statuses.values, ...filters.values]
+  const where = ['j.post_id IN (SELECT value FROM json_each(?))', ...statuses.sql, ...filters.sql]
+  const values: unknown[] = [JSON.stringify(matches), ...statuses.values, ...filters.values]
   if (query.after) {
     where.push(`(j.${column} ${desc ? '<' : '>'} ? OR (j.${column} = ? AND j.post_id ${desc ? '<' : '>'} ?))`)
     values.push(query.after.value, query.after.value, query.after.postId)
   }
   values.push(query.limit, query.offset)
   const rows = await io.all(
-    `SELECT j.post_id AS post_id FROM job_search CROSS JOIN job_state j ON j.post_id = job_search.rowid
-     WHERE ${where.join(' AND ')} ORDER BY j.${column} ${dir}, j.post_id ${dir} LIMIT ? OFFSET ?`,
+    `SELECT j.post_id AS post_id FROM job_state j WHERE ${where.join(' AND ')} ORDER BY j.${column} ${dir}, j.post_id ${dir} LIMIT ? OFFSET ?`,
     values,
   )
   return rows.map((row) => Number(row.post_id))
 }
 
-/** Many matches: the list's ordered walk, slice by slice, keeping what the index holds. */
-async function walk(query: JobListQuery, terms: SearchTerms, match: string, io: SqliteSearchIo): Promise<number[]> {
+/**
+ * Many matches: the list's ordered walk, slice by slice. A row at or above the lowest post id of
+ * the known matches (`newest`, every match down to there) is a hit when it is one of them; rows
+ * below it (an old job, another sort) are looked up in the index over their slice's id range.
+ */
+async function walk(query: JobListQuery, terms: SearchTerms, match: string, newest: number[], io: SqliteSearchIo): Promise<number[]> {
   const { desc } = sortOf(query.sort)
   const dir = desc ? 'DESC' : 'ASC'
   const want = query.offset + query.limit
   const base: JobListQuery = { ...query, search: undefined, dataFilters: undefined, statuses: query.statuses?.length ? query.statuses : JOB_STATUSES }
   const check = dataCheckSql('sqlite', terms.filters)
+  const known = new Set(newest)
+  const floor = newest.at(-1)!
   const hits: number[] = []
-  const walkSlice = io.offLoop() ? WALK_SLICE * 10 : WALK_SLICE
+  const walkSlice = io.offLoop() ? WALK_SLICE * 5 : WALK_SLICE
+  // Start small: with a common word the first page is near the start of the walk.
+  let size = Math.min(walkSlice, Math.max(200, want * 2))
   let after = query.after
   for (;;) {
-    const slice = listSql({ ...base, limit: walkSlice, offset: 0, after }, 'sqlite')
+    const slice = listSql({ ...base, limit: size, offset: 0, after }, 'sqlite')
     const rows = await io.all(
       `WITH w AS (${slice.sql})
-       SELECT j.post_id AS post_id, j.sort_value AS sort_value,
-         (j.post_id IN (SELECT rowid FROM job_search WHERE job_search MATCH ?
-            AND rowid BETWEEN (SELECT MIN(post_id) FROM w) AND (SELECT MAX(post_id) FROM w))${check.sql.map((sql) => ` AND ${sql}`).join('')}) AS hit
-       FROM w AS j ORDER BY j.sort_value ${dir}, j.post_id ${dir}`,
-      [...slice.values, match, ...check.values],
+       SELECT j.post_id AS post_id, j.sort_value AS sort_value${check.sql.length ? `, (${check.sql.join(' AND ')}) AS checked` : ', 1 AS checked'} FROM w AS j
+       ORDER BY j.sort_value ${dir}, j.post_id ${dir}`,
+      [...slice.values, ...check.values],
     )
-    for (const row of rows) if (Number(row.hit) === 1) hits.push(Number(row.post_id))
-    if (hits.length >= want || rows.length < walkSlice) break
+    const below = rows.filter((row) => Number(row.post_id) < floor).map((row) => Number(row.post_id))
+    let older = new Set<number>()
+    if (below.length) {
+      const found = await io.all(`SELECT rowid AS id FROM job_search WHERE job_search MATCH ? AND rowid BETWEEN ? AND ?`, [
+        match,
+        Math.min(...below),
+        Math.max(...below),
+      ])
+      older = new Set(found.map((row) => Number(row.id)))
+    }
+    for (const row of rows) {
+      const id = Number(row.post_id)
+      if (Number(row.checked) === 1 && (id >= floor ? known.has(id) : older.has(id))) hits.push(id)
+    }
+    if (hits.length >= want || rows.length < size) break
     const last = rows.at(-1)!
     after = { value: Number(last.sort_value), postId: Number(last.post_id) }
+    size = Math.min(walkSlice, size * 4)
   }
   return hits.slice(query.offset, want)
 }
