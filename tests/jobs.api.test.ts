@@ -51,8 +51,12 @@ describe('JobsController (/api/v1/jobs)', () => {
     )
     expect(listed).toMatchObject({ jobId: job.jobId, name: 'Import Products', status: 'running', progress: 45, source: 'my-plugin', timeout: 300000, metadata: { apiUrl: 'x' } })
     expect(listed.createdAt).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
+    // The single job adds its payload (`data`; null for a tracked job without one).
     const one = await as(admin).get(`/api/v1/jobs/${job.jobId}`).expect(200)
-    expect(one.body.data).toEqual(listed)
+    expect(one.body.data).toEqual({ ...listed, data: null })
+    const queued = await jobpost.pluginHooks('my-plugin').enqueueJob({ type: 'send', data: { to: 'a@example.com' } })
+    expect((await as(admin).get(`/api/v1/jobs/${queued.jobId}`).expect(200)).body.data.data).toEqual({ to: 'a@example.com' })
+    await as(bob).get(`/api/v1/jobs/${queued.jobId}`).expect(404)
   })
 
   it('creates jobs over REST (201, pending, createdBy) and validates strictly', async () => {

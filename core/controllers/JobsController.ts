@@ -236,8 +236,10 @@ export function createJobsController(options: JobsControllerOptions): Router {
 
   options.extend?.(router)
 
+  // One job in detail: the Job object plus its payload (`data`), for whoever may see the job.
   router.get('/:jobId', async (req, res) => {
-    sendData(res, toPublicJob(await visibleJob(req)))
+    const record = await visibleJob(req)
+    sendData(res, { ...toPublicJob(record), data: record.data })
   })
 
   const actions = {

@@ -33,7 +33,7 @@ export async function exportJob(
 ): Promise<{ body: string; contentType: string }> {
   const items = await exportedItems(options, record)
   if (format === 'json') {
-    return { body: JSON.stringify({ job: toPublicJob(record), items }, null, 2), contentType: 'application/json' }
+    return { body: JSON.stringify({ job: { ...toPublicJob(record), data: record.data }, items }, null, 2), contentType: 'application/json' }
   }
   return { body: toCsv(items), contentType: 'text/csv' }
 }
