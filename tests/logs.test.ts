@@ -167,6 +167,26 @@ describe.each(['sqlite', 'postgres'] as const)('job logs and attempts (%s)', (di
     await handle.complete()
   }, 30_000)
 
+  it('accounts for every line of a burst larger than the cap (kept + dropped = written)', async (ctx) => {
+    if (!jobpost) return ctx.skip()
+    const handle = await jobpost.pluginHooks('logs-test').createJob({ name: 'Burst', type: 'tracked-burst' })
+    await handle.start()
+    // 25,000 lines in one turn: this process holds at most 2 × 10,000 waiting lines of a job.
+    const total = 2.5 * LOG_LINE_CAP
+    for (let i = 1; i <= total; i++) handle.log(`line ${i}`)
+    await logs.flush()
+    const head = await get(`/jobs/${handle.jobId}/logs?limit=1`, admin).expect(200)
+    expect(head.body.meta.lastSeq).toBeLessThanOrEqual(total)
+    const lines = await allLines(handle.jobId)
+    expect(lines).toHaveLength(LOG_LINE_CAP)
+    expect(lines.at(-1)!.message).toBe(`line ${total}`)
+    expect(lines[0]!.message).toBe(`line ${total - LOG_LINE_CAP + 1}`)
+    // Seqs stay dense; what is gone is counted.
+    expect(lines.map((line) => line.seq)).toEqual(Array.from({ length: LOG_LINE_CAP }, (_, i) => head.body.meta.lastSeq - LOG_LINE_CAP + 1 + i))
+    expect(LOG_LINE_CAP + head.body.meta.dropped).toBe(total)
+    await handle.complete()
+  }, 30_000)
+
   it('shows logs and attempts exactly to those who may see the job (REST)', async (ctx) => {
     if (!jobpost) return ctx.skip()
     const post = (user: TestUser) =>
