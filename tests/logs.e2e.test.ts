@@ -112,8 +112,20 @@ describe.skipIf(!hasChromium)('the job drawer’s live log in headless Chromium'
     handle.log('a new info line')
     await page.locator('[data-test="log-line"]', { hasText: 'a new error' }).waitFor()
     expect(await lines.count()).toBe(3)
+    // Copy: the lines shown, as text, control characters escaped (a terminal would run them).
+    await watched!.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: jobpost.url })
+    await page.getByRole('button', { name: 'Copy' }).click()
+    await page.getByRole('button', { name: 'Copied' }).waitFor()
+    const copied = await page.evaluate(() => navigator.clipboard.readText())
+    expect(copied.split('\n')).toEqual([
+      expect.stringMatching(/^\d{4}-.*Z WARN live line 3 \{"step":3\}$/),
+      expect.stringMatching(/ERROR live line 5 \{"step":5\}$/),
+      expect.stringMatching(/ERROR a new error$/),
+    ])
     await page.locator('[data-test="log-level"]').selectOption('')
     await page.locator('[data-test="log-line"]', { hasText: 'a new info line' }).waitFor()
+    await page.getByRole('button', { name: 'Copy' }).click()
+    expect(await page.evaluate(() => navigator.clipboard.readText())).toContain('colour \\u001b[31mred\\u001b[0m bell\\u0007')
     await handle.complete()
   })
 
