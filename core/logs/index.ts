@@ -176,6 +176,7 @@ export class JobLogs {
   trackedEnded(record: { id: number; jobId: string }, end: AttemptEnd): void {
     const recorder = this.trackedRecorders.get(record.jobId)
     this.trackedRecorders.delete(record.jobId)
+    this.trackedAttempt.delete(record.jobId)
     if (recorder) recorder.end(end)
     else this.endOpenAttempt({ postId: record.id, ...end })
   }
