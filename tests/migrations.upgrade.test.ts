@@ -47,9 +47,9 @@ async function upgradeAndCompare(target: DatabaseTarget) {
     for (const expected of legacy.jobs) {
       const record = await jobpost.jobs.getJobRecord(expected.jobId)
       expect(record, expected.jobId).not.toBeNull()
-      const { data, queued, attemptToken, lockedUntil, pausedFrom, ...job } = expected
-      expect({ ...toPublicJob(record!), data: record!.data, queued: record!.queued, attemptToken: record!.attemptToken, lockedUntil: record!.lockedUntil, pausedFrom: record!.pausedFrom })
-        .toEqual({ ...job, data, queued, attemptToken, lockedUntil, pausedFrom })
+      const now = { ...toPublicJob(record!), data: record!.data, queued: record!.queued, attemptToken: record!.attemptToken, lockedUntil: record!.lockedUntil, pausedFrom: record!.pausedFrom } as Record<string, unknown>
+      // Every field the previous version had reads back the same (fields added since are extra).
+      expect(Object.fromEntries(Object.keys(expected).map((key) => [key, now[key]]))).toEqual(expected)
     }
     // The counters start from what was there.
     const stats = await jobpost.jobs.stats()
