@@ -83,14 +83,40 @@ export class PostgresJobStore implements JobStore {
     return name
   }
 
+  /** Runs one prepared (named, parsed once per connection) and traced statement on `client`. */
+  private async run<R>(client: pg.Client, sql: string, values: unknown[]): Promise<R[]> {
+    const text = numbered(sql)
+    this.trace?.(text, values)
+    return (await client.query({ name: this.nameOf(text), text, values })).rows as R[]
+  }
+
   /** One prepared statement (`?` placeholders) on a pooled connection. */
   private async query<R = Record<string, unknown>>(sql: string, values: unknown[] = []): Promise<R[]> {
     const client = (await this.knex.client.acquireConnection()) as pg.Client
     try {
-      const text = numbered(sql)
-      this.trace?.(text, values)
-      const result = await client.query({ name: this.nameOf(text), text, values })
-      return result.rows as R[]
+      return await this.run<R>(client, sql, values)
+    } finally {
+      await this.knex.client.releaseConnection(client)
+    }
+  }
+
+  /**
+   * An explicit transaction on one pooled connection, with the same prepared statements; it
+   * commits when `commitIf(value)` holds, else rolls back (a fence that did not hold).
+   */
+  private async transaction<T>(
+    work: (run: (sql: string, values: unknown[]) => Promise<Record<string, unknown>[]>) => Promise<T>,
+    commitIf: (value: T) => boolean,
+  ): Promise<T> {
+    const client = (await this.knex.client.acquireConnection()) as pg.Client
+    try {
+      await client.query('BEGIN')
+      const value = await work((sql, values) => this.run(client, sql, values))
+      await client.query(commitIf(value) ? 'COMMIT' : 'ROLLBACK')
+      return value
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined)
+      throw error
     } finally {
       await this.knex.client.releaseConnection(client)
     }
@@ -256,20 +282,14 @@ export class PostgresJobStore implements JobStore {
   }
 
   /** Many jobs: chunked statements in one transaction (atomic). */
-  private async insertLarge(jobs: NewJob[]): Promise<number[]> {
-    return this.knex.transaction(async (trx) => {
+  private insertLarge(jobs: NewJob[]): Promise<number[]> {
+    return this.transaction(async (run) => {
       const ids: number[] = []
-      for (let i = 0; i < jobs.length; i += INSERT_CHUNK) {
-        ids.push(
-          ...(await this.insertChunk(jobs.slice(i, i + INSERT_CHUNK), async (sql, values) => {
-            const result = await trx.raw(sql, values as Knex.RawBinding[])
-            return result.rows
-          })),
-        )
-      }
+      for (let i = 0; i < jobs.length; i += INSERT_CHUNK) ids.push(...(await this.insertChunk(jobs.slice(i, i + INSERT_CHUNK), run)))
       return ids
-    })
+    }, () => true)
   }
+
 
   // ------------------------------------------------------------------------------------------
   // Moves
@@ -282,29 +302,16 @@ export class PostgresJobStore implements JobStore {
 
   /** A fenced change and new jobs in one transaction on one connection (see JobStore). */
   async changeAndInsert(change: JobChange, jobs: NewJob[], now: number): Promise<{ state: JobState; postIds: number[] } | null> {
-    const client = (await this.knex.client.acquireConnection()) as pg.Client
-    const run = async (sql: string, values: unknown[]) => {
-      const text = numbered(sql)
-      this.trace?.(text, values)
-      return (await client.query({ name: this.nameOf(text), text, values })).rows as Record<string, unknown>[]
-    }
-    try {
-      await client.query('BEGIN')
-      const { sql, values } = this.changeSql(change, now)
-      const [row] = await run(sql, values)
-      if (!row) {
-        await client.query('ROLLBACK')
-        return null
-      }
-      const postIds = jobs.length ? await this.insertChunk(jobs, run) : []
-      await client.query('COMMIT')
-      return { state: stateFromRow(row), postIds }
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined)
-      throw error
-    } finally {
-      await this.knex.client.releaseConnection(client)
-    }
+    return this.transaction(
+      async (run) => {
+        const { sql, values } = this.changeSql(change, now)
+        const [row] = await run(sql, values)
+        if (!row) return null
+        const postIds = jobs.length ? await this.insertChunk(jobs, run) : []
+        return { state: stateFromRow(row), postIds }
+      },
+      (outcome) => outcome !== null,
+    )
   }
 
   private changeSql(change: JobChange, now: number): { sql: string; values: unknown[] } {
@@ -471,38 +478,25 @@ export class PostgresJobStore implements JobStore {
    * two reorders cannot deadlock; a claim skips them meanwhile), checked, then moved by one UPDATE.
    */
   async reorder(request: ReorderRequest): Promise<ReorderOutcome> {
-    const client = (await this.knex.client.acquireConnection()) as pg.Client
-    const run = async (sql: string, values: unknown[]) => {
-      const text = numbered(sql)
-      this.trace?.(text, values)
-      return (await client.query({ name: this.nameOf(text), text, values })).rows as Record<string, unknown>[]
-    }
-    try {
-      await client.query('BEGIN')
-      const movable = await run(
-        `SELECT post_id FROM job_state WHERE post_id = ANY(?::int[]) AND ${REORDER_FENCE} ORDER BY post_id FOR UPDATE`,
-        [request.postIds, request.now],
-      )
-      const locked = new Set(movable.map((row) => Number(row.post_id)))
-      const missing = request.postIds.find((id) => !locked.has(id))
-      if (missing !== undefined) {
-        await client.query('ROLLBACK')
-        return { ok: false, postId: missing }
-      }
-      const rows = await run(
-        `UPDATE job_state j SET priority = ?, run_at = v.run_at, delayed = 0, updated_at = ?
-         FROM unnest(?::int[], ?::bigint[]) AS v(post_id, run_at) WHERE j.post_id = v.post_id RETURNING j.*`,
-        [request.priority, request.now, request.postIds, request.runAts],
-      )
-      await client.query('COMMIT')
-      const byId = new Map(rows.map((row) => [Number(row.post_id), stateFromRow(row)]))
-      return { ok: true, states: request.postIds.map((id) => byId.get(id)!) }
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined)
-      throw error
-    } finally {
-      await this.knex.client.releaseConnection(client)
-    }
+    return this.transaction<ReorderOutcome>(
+      async (run) => {
+        const movable = await run(
+          `SELECT post_id FROM job_state WHERE post_id = ANY(?::int[]) AND ${REORDER_FENCE} ORDER BY post_id FOR UPDATE`,
+          [request.postIds, request.now],
+        )
+        const locked = new Set(movable.map((row) => Number(row.post_id)))
+        const missing = request.postIds.find((id) => !locked.has(id))
+        if (missing !== undefined) return { ok: false, postId: missing }
+        const rows = await run(
+          `UPDATE job_state j SET priority = ?, run_at = v.run_at, delayed = 0, updated_at = ?
+           FROM unnest(?::int[], ?::bigint[]) AS v(post_id, run_at) WHERE j.post_id = v.post_id RETURNING j.*`,
+          [request.priority, request.now, request.postIds, request.runAts],
+        )
+        const byId = new Map(rows.map((row) => [Number(row.post_id), stateFromRow(row)]))
+        return { ok: true, states: request.postIds.map((id) => byId.get(id)!) }
+      },
+      (outcome) => outcome.ok,
+    )
   }
 
   /** Folds the counter deltas into the totals (one instance at a time, by advisory lock). */
