@@ -40,7 +40,7 @@ export async function down(knex: Knex): Promise<void> {
     for (const event of events) await knex.raw(`DROP TRIGGER IF EXISTS job_search_${table}_${event} ON ${table}`)
   }
   for (const fn of [
-    'job_search_posts_changed()', 'job_search_meta_changed()', 'job_search_refresh(integer[])',
+    'job_search_posts_changed()', 'job_search_meta_changed()', 'job_search_stale(integer[])', 'job_search_refresh(integer[])',
     'job_search_values(jsonb, boolean)', 'jobpost_try_jsonb(text)',
   ]) {
     await knex.raw(`DROP FUNCTION IF EXISTS ${fn}`)
@@ -90,7 +90,9 @@ async function upPostgres(knex: Knex): Promise<void> {
     CREATE TABLE job_search (
       post_id integer PRIMARY KEY REFERENCES posts (id) ON DELETE CASCADE,
       doc tsvector NOT NULL,
-      kv text[] NOT NULL DEFAULT '{}'
+      kv text[] NOT NULL DEFAULT '{}',
+      -- The statement that wrote the row: a refresh at the end of that statement is not needed.
+      stmt timestamptz NOT NULL DEFAULT statement_timestamp()
     )`)
   await knex.raw(`CREATE INDEX job_search_doc_idx ON job_search USING gin (doc)`)
   await knex.raw(`CREATE INDEX job_search_kv_idx ON job_search USING gin (kv)`)
@@ -138,7 +140,15 @@ async function upPostgres(knex: Knex): Promise<void> {
           FROM post_meta m CROSS JOIN LATERAL job_search_values(jobpost_try_jsonb(m.meta_value), true) x
           WHERE m.post_id = p.id AND m.meta_key = 'data' AND x.path <> ''), '{}')
       FROM posts p WHERE p.id = ANY(ids) AND p.post_type_slug = 'jobs'
-      ON CONFLICT (post_id) DO UPDATE SET doc = EXCLUDED.doc, kv = EXCLUDED.kv;
+      ON CONFLICT (post_id) DO UPDATE SET doc = EXCLUDED.doc, kv = EXCLUDED.kv, stmt = statement_timestamp();
+    $fn$`)
+  // Posts whose row this statement wrote already (the job store's create writes it with the job,
+  // built in JavaScript: search/document.ts postgresSearchRow; or an earlier trigger of the same
+  // statement, which saw every change of it) are not refreshed again.
+  await knex.raw(`
+    CREATE FUNCTION job_search_stale(ids integer[]) RETURNS integer[] LANGUAGE sql STABLE AS $fn$
+      SELECT ARRAY(SELECT id FROM unnest(ids) AS id
+        WHERE NOT EXISTS (SELECT 1 FROM job_search s WHERE s.post_id = id AND s.stmt = statement_timestamp()))
     $fn$`)
   await knex.raw(`
     CREATE FUNCTION job_search_posts_changed() RETURNS trigger LANGUAGE plpgsql AS $fn$
@@ -146,9 +156,7 @@ async function upPostgres(knex: Knex): Promise<void> {
       IF TG_OP = 'DELETE' THEN
         RETURN NULL; -- the index row goes with the post (ON DELETE CASCADE)
       ELSIF TG_OP = 'INSERT' THEN
-        -- Posts whose indexed meta came in the same statement are refreshed once, by the meta trigger.
-        PERFORM job_search_refresh(ARRAY(SELECT n.id FROM new_rows n WHERE n.post_type_slug = 'jobs'
-          AND NOT EXISTS (SELECT 1 FROM post_meta m WHERE m.post_id = n.id AND m.meta_key IN ${SEARCH_KEYS})));
+        PERFORM job_search_refresh(job_search_stale(ARRAY(SELECT n.id FROM new_rows n WHERE n.post_type_slug = 'jobs')));
       ELSE
         PERFORM job_search_refresh(ARRAY(
           SELECT n.id FROM new_rows n JOIN old_rows o ON o.id = n.id
@@ -169,6 +177,7 @@ async function upPostgres(knex: Knex): Promise<void> {
           WHERE n.meta_key IN ${SEARCH_KEYS}
             AND NOT EXISTS (SELECT 1 FROM old_rows o WHERE o.post_id = n.post_id AND o.meta_key = n.meta_key AND o.meta_value IS NOT DISTINCT FROM n.meta_value));
       END IF;
+      ids := job_search_stale(ids);
       IF cardinality(ids) > 0 THEN
         PERFORM job_search_refresh(ids);
       END IF;

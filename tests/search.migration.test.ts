@@ -31,19 +31,18 @@ function migrationSuite(label: string, open: () => Promise<{ db: Database; clean
       const job = seedJob({ status: 'completed', at: '2026-01-01T00:00:00.000Z' })
       job.name = 'Legacy albatross'
       job.meta = { data: JSON.stringify({ order: { id: 9001 }, city: 'Reykjavik' }), result: JSON.stringify({ note: 'petrel' }), description: 'from before' }
-      if (db.dialect === 'sqlite') {
-        // The SQLite store writes the index itself: insert as the previous version did.
-        const [postId] = (await db.knex('posts').insert({ post_type_slug: 'jobs', title: job.name, slug: job.jobId, status: 'publish', created_at: '2026-01-01T00:00:00.000Z', updated_at: '2026-01-01T00:00:00.000Z' })) as number[]
-        const state = job.state
-        await db.knex('job_state').insert({
-          post_id: postId, type: state.type, status: state.status, queued: 1, delayed: 0, priority: 0, run_at: state.runAt, attempts: 1,
-          max_attempts: 3, progress: 100, show_notification: 1, created_at: state.createdAt, updated_at: state.updatedAt,
-          started_at: state.startedAt, completed_at: state.completedAt,
-        })
-        for (const [key, value] of Object.entries(job.meta)) await db.knex('post_meta').insert({ post_id: postId, meta_key: key, meta_value: value })
-      } else {
-        await store.insert([job])
-      }
+      // The stores write the index themselves: insert as the previous version did.
+      const [inserted] = await db.knex('posts')
+        .insert({ post_type_slug: 'jobs', title: job.name, slug: job.jobId, status: 'publish', created_at: '2026-01-01T00:00:00.000Z', updated_at: '2026-01-01T00:00:00.000Z' })
+        .returning('id')
+      const postId = typeof inserted === 'object' ? Number((inserted as { id: number }).id) : Number(inserted)
+      const state = job.state
+      await db.knex('job_state').insert({
+        post_id: postId, type: state.type, status: state.status, queued: 1, delayed: 0, priority: 0, run_at: state.runAt, attempts: 1,
+        max_attempts: 3, progress: 100, show_notification: 1, created_at: state.createdAt, updated_at: state.updatedAt,
+        started_at: state.startedAt, completed_at: state.completedAt,
+      })
+      for (const [key, value] of Object.entries(job.meta)) await db.knex('post_meta').insert({ post_id: postId, meta_key: key, meta_value: value })
 
       await migrateLatest(db.knex)
       const find = async (query: { search?: string; dataFilters?: { path: string; value: string }[] }) =>

@@ -33,6 +33,7 @@ import {
   type ReorderRequest,
   type StoredJob,
 } from './JobStore.js'
+import { postgresSearchRow } from './search/document.js'
 
 /** Jobs inserted per statement (one JSON parameter each). */
 const INSERT_CHUNK = 1000
@@ -219,7 +220,7 @@ export class PostgresJobStore implements JobStore {
   /** Posts, typed rows and meta of many jobs in one statement (one JSON parameter). */
   private static readonly INSERT_SQL = `
     WITH input AS (
-      SELECT * FROM jsonb_to_recordset(?::jsonb) AS x(i int, job_id text, name text, created text, meta jsonb,
+      SELECT * FROM jsonb_to_recordset(?::jsonb) AS x(i int, job_id text, name text, created text, meta jsonb, search_tsv text, search_kv text[],
         ${INSERT_COLUMNS.map((key) => `${STATE_COLUMNS[key]} ${SQL_TYPES[key]}`).join(', ')})
     ),
     new_posts AS (
@@ -234,13 +235,21 @@ export class PostgresJobStore implements JobStore {
     new_meta AS (
       INSERT INTO post_meta (post_id, meta_key, meta_value)
       SELECT p.id, m.key, m.value FROM input x JOIN new_posts p ON p.slug = x.job_id CROSS JOIN LATERAL jsonb_each_text(x.meta) m
+    ),
+    new_search AS (
+      INSERT INTO job_search (post_id, doc, kv)
+      SELECT p.id, x.search_tsv::tsvector, x.search_kv FROM input x JOIN new_posts p ON p.slug = x.job_id
     )
     SELECT id, slug FROM new_posts`
 
   private insertParameter(jobs: readonly NewJob[]): string {
     return JSON.stringify(
       jobs.map((job, i) => {
-        const row: Record<string, unknown> = { i, job_id: job.jobId, name: job.name, created: new Date(job.state.createdAt).toISOString(), meta: job.meta }
+        const search = postgresSearchRow(job.name, job.meta)
+        const row: Record<string, unknown> = {
+          i, job_id: job.jobId, name: job.name, created: new Date(job.state.createdAt).toISOString(), meta: job.meta,
+          search_tsv: search.tsv, search_kv: search.kv,
+        }
         for (const key of INSERT_COLUMNS) row[STATE_COLUMNS[key]] = columnValue(key, job.state[key as keyof NewJob['state']])
         return row
       }),

@@ -93,3 +93,45 @@ export function searchDocument(name: string, meta: Readonly<Record<string, strin
   if (meta.result != null) flatten(meta.result, body, null)
   return { body: body.join(' \n '), kv: kv.join(' ') }
 }
+
+/** PostgreSQL lexemes longer than this are not indexed (the tsvector limit is 2,047 bytes). */
+const MAX_LEXEME_BYTES = 2000
+const WORD = /[\p{L}\p{N}]+/gu
+
+/**
+ * The PostgreSQL index row of a job (migrations/008_job_search.ts), built by the job store in
+ * the statement that creates the job: `tsv`, the distinct lowercase words as tsvector input
+ * (letters and digits only, so nothing needs quoting), and `kv`, `path=value` (32 characters)
+ * of every scalar of data at a plain object path — the same as the triggers' refresh computes.
+ */
+export function postgresSearchRow(name: string, meta: Readonly<Record<string, string | null | undefined>>): { tsv: string; kv: string[] } {
+  const { body } = searchDocument(name, meta)
+  const words = new Set<string>()
+  for (const word of body.normalize('NFC').match(WORD) ?? []) {
+    const lower = word.toLowerCase()
+    if (Buffer.byteLength(lower) <= MAX_LEXEME_BYTES) words.add(lower)
+  }
+  const kv = new Set<string>()
+  if (meta.data != null) {
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(meta.data)
+    } catch {
+      parsed = undefined
+    }
+    collectPaths(parsed, '', kv)
+  }
+  return { tsv: [...words].map((word) => `'${word}'`).join(' '), kv: [...kv] }
+}
+
+function collectPaths(value: unknown, path: string, out: Set<string>): void {
+  if (value === null || value === undefined || Array.isArray(value)) return
+  if (typeof value === 'object') {
+    for (const key in value as Record<string, unknown>) {
+      if (PLAIN_KEY.test(key)) collectPaths((value as Record<string, unknown>)[key], path ? `${path}.${key}` : key, out)
+    }
+    return
+  }
+  const text = scalarText(value)
+  if (text !== null && path) out.add(`${path}=${[...text].slice(0, KV_VALUE_CHARS).join('')}`)
+}
