@@ -131,9 +131,13 @@ describe('SIGTERM with jobs in flight', () => {
       await eventually(async () => (await Promise.all(ids.map((id) => producer.jobs.getJob(id)))).every((job) => job!.status === 'completed'), {
         timeoutMs: 15_000,
       })
-      const events = readEvents(eventLog)
+      // A settle's event is logged just after its commit: wait for the lines too.
+      const events = await eventually(() => {
+        const lines = readEvents(eventLog)
+        return ids.every((jobId) => lines.some((e) => e.jobId === jobId && e.event === 'job:completed')) ? lines : null
+      })
       for (const jobId of ids) {
-        expect(events.filter((e) => e.jobId === jobId && e.event === 'job:completed').map((e) => e.pid)).toEqual([second.child.pid])
+        expect(events!.filter((e) => e.jobId === jobId && e.event === 'job:completed').map((e) => e.pid)).toEqual([second.child.pid])
         expect(await producer.jobs.getJobRecord(jobId)).toMatchObject({ status: 'completed', attempts: 1 })
       }
       second.child.kill('SIGTERM')

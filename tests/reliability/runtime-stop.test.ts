@@ -19,7 +19,9 @@ describe('runtime stop racing a claim', () => {
     await jobpost.listen()
     // Wait until the start-up claims are over, then enqueue (which schedules a claim) and stop at once.
     await new Promise((resolve) => setTimeout(resolve, 50))
-    const jobs = await jobpost.pluginHooks('stop').enqueueJobs(Array.from({ length: 5 }, () => ({ type: 'stop-race' })))
+    // Straight through the registry: the plugin API queues and yields before it resolves, which
+    // would let the claim run before stop() is called.
+    const jobs = await jobpost.jobs.createJobs(Array.from({ length: 5 }, () => ({ name: 'stop-race', type: 'stop-race' })), { queue: true })
     await jobpost.runtime.stop({ graceMs: 1000 })
     await new Promise((resolve) => setTimeout(resolve, 100))
     expect(runs).toBe(0)
