@@ -34,6 +34,8 @@ import {
   type StoredJob,
 } from './JobStore.js'
 import { postgresSearchRow } from './search/document.js'
+import { postgresCountOf, postgresFewMatches, postgresPageOf } from './search/postgresSearch.js'
+import { searchTerms } from './search/sql.js'
 
 /** Jobs inserted per statement (one JSON parameter each). */
 const INSERT_CHUNK = 1000
@@ -168,7 +170,9 @@ export class PostgresJobStore implements JobStore {
   }
 
   async list(query: JobListQuery): Promise<JobListPage> {
-    const page = listSql(query, 'postgres')
+    const terms = searchTerms(query)
+    const few = terms ? await postgresFewMatches(terms, (sql, values) => this.query(sql, values)) : null
+    const page = terms && few ? postgresPageOf(query, terms, few) : listSql(query, 'postgres')
     const rows = await this.query(
       `WITH page AS (${page.sql}) SELECT page.sort_value AS sort_value, ${JOB_COLUMNS} FROM page JOIN job_state j ON j.post_id = page.post_id JOIN posts p ON p.id = j.post_id`,
       page.values,
@@ -180,7 +184,9 @@ export class PostgresJobStore implements JobStore {
   }
 
   async count(query: Omit<JobListQuery, 'sort' | 'limit' | 'offset' | 'after'>, cap: number): Promise<number> {
-    const { sql, values } = countSql(query, cap, 'postgres')
+    const terms = searchTerms(query)
+    const few = terms ? await postgresFewMatches(terms, (sql, values) => this.query(sql, values)) : null
+    const { sql, values } = terms && few ? postgresCountOf(query, terms, few) : countSql(query, cap, 'postgres')
     const [row] = await this.query<{ n: string }>(sql, values)
     return Number(row?.n ?? 0)
   }
