@@ -109,11 +109,11 @@ async function walk(query: JobListQuery, terms: SearchTerms, match: string, newe
     const below = rows.filter((row) => Number(row.post_id) < floor).map((row) => Number(row.post_id))
     let older = new Set<number>()
     if (below.length) {
-      const found = await io.all(`SELECT rowid AS id FROM job_search WHERE job_search MATCH ? AND rowid BETWEEN ? AND ?`, [
-        match,
-        Math.min(...below),
-        Math.max(...below),
-      ])
+      // Only the slice's rows come back (the index's matches over the range stay in SQL).
+      const found = await io.all(
+        `SELECT value AS id FROM json_each(?) WHERE value IN (SELECT rowid FROM job_search WHERE job_search MATCH ? AND rowid BETWEEN ? AND ?)`,
+        [JSON.stringify(below), match, below.reduce((a, b) => Math.min(a, b)), below.reduce((a, b) => Math.max(a, b))],
+      )
       older = new Set(found.map((row) => Number(row.id)))
     }
     for (const row of rows) {
