@@ -6,11 +6,11 @@ import { requireCapability, requireJsonBody } from '../http/middleware.js'
 import { parseOrThrow } from '../registry/jobInput.js'
 import { chainOptionsSchema, chainStepSchema, MAX_CHAIN_STEPS, type ChainEngine } from '../workflows/chains.js'
 import type { Clock } from '../clock.js'
-import { JobNotFoundError, ValidationError } from '../errors.js'
+import { JobNotFoundError } from '../errors.js'
 import type { RegisterJobs } from '../registry/RegisterJobs.js'
 import { CHAIN_JOB_TYPE } from '../workflows/chains.js'
 import { describeChain } from '../workflows/chainView.js'
-import { canSeeJob } from './JobsController.js'
+import { visibleJob } from './jobAccess.js'
 
 const chainBodySchema = chainOptionsSchema.omit({ createdBy: true }).extend({
   steps: z.array(chainStepSchema).min(1, 'a chain needs at least one step').max(MAX_CHAIN_STEPS),
@@ -26,10 +26,8 @@ export function mountChainRoutes(router: Router, options: { chains: ChainEngine;
   if (jobs && clock) {
     // GET /api/v1/jobs/:jobId/chain: the chain's steps as its detail draws them (core/workflows/chainView.ts).
     router.get('/:jobId/chain', async (req, res) => {
-      const jobId = String(req.params.jobId)
-      if (!/^[0-9a-f-]{36}$/i.test(jobId)) throw new ValidationError('jobId must be a UUID.')
-      const parent = await jobs.getJobRecord(jobId)
-      if (!parent || parent.type !== CHAIN_JOB_TYPE || !canSeeJob(req.user!, parent)) throw new JobNotFoundError(jobId)
+      const parent = await visibleJob(jobs, req)
+      if (parent.type !== CHAIN_JOB_TYPE) throw new JobNotFoundError(parent.jobId)
       sendData(res, await describeChain(jobs, parent, clock.now()))
     })
   }

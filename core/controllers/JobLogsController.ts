@@ -1,13 +1,10 @@
 import type { Request, Router } from 'express'
 import { z } from 'zod'
-import { JobNotFoundError, ValidationError } from '../errors.js'
 import { parseOrThrow } from '../registry/jobInput.js'
-import type { JobRecord } from '../registry/jobRecord.js'
 import type { RegisterJobs } from '../registry/RegisterJobs.js'
 import { MAX_LINE_BYTES, type JobLogs } from '../logs/index.js'
-import { canSeeJob } from './JobsController.js'
+import { visibleJob as visibleJobOf } from './jobAccess.js'
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 export const MAX_LOG_PAGE = 1000
 export const DEFAULT_LOG_PAGE = 200
 
@@ -32,13 +29,7 @@ const logsQuerySchema = z.strictObject({
 export function mountJobLogRoutes(router: Router, options: { jobs: RegisterJobs; logs: JobLogs }): void {
   const { jobs, logs } = options
 
-  async function visibleJob(req: Request): Promise<JobRecord> {
-    const jobId = String(req.params.jobId)
-    if (!UUID.test(jobId)) throw new ValidationError('jobId must be a UUID.')
-    const record = await jobs.getJobRecord(jobId)
-    if (!record || !canSeeJob(req.user!, record)) throw new JobNotFoundError(jobId)
-    return record
-  }
+  const visibleJob = (req: Request) => visibleJobOf(jobs, req)
 
   router.get('/:jobId/logs', async (req, res) => {
     const query = parseOrThrow(logsQuerySchema, req.query)

@@ -12,10 +12,11 @@ import { MAX_LIST_LIMIT, type RegisterJobs } from '../registry/RegisterJobs.js'
 import { MAX_REORDER_JOBS } from '../registry/reorderJobs.js'
 import type { JobCreationLimits } from '../limits/JobCreationLimits.js'
 import { scanSvg } from '../security/sanitizeSvg.js'
+import { canSeeJob, JOB_ID_PATTERN, visibleJob as visibleJobOf } from './jobAccess.js'
 import { parseDataFilters, parseSearch, SEARCH_MAX_LENGTH, SEARCH_MAX_WORDS, type DataFilter } from '../store/jobs/search/query.js'
 import { bulkRequestSchema, type BulkActions } from '../workflows/bulkActions.js'
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+const UUID = JOB_ID_PATTERN
 
 const singleParam = (name: string, max = 200) =>
   z.string({ error: `${name} must be given once` }).max(max, `${name} is too long`)
@@ -94,9 +95,7 @@ export function parseStatuses(raw: string | string[] | undefined): JobStatus[] |
   return values.length ? [...new Set(values as JobStatus[])] : undefined
 }
 
-export function canSeeJob(user: PublicUser, job: { createdBy: number | null }): boolean {
-  return canSeeAllJobs(user) || job.createdBy === user.id
-}
+export { canSeeJob }
 
 export interface JobsControllerOptions {
   auth: AuthService
@@ -120,14 +119,7 @@ export function createJobsController(options: JobsControllerOptions): Router {
   const router = Router()
   router.use(authenticate(auth))
 
-  /** The job if the caller may see it; 404 otherwise (unknown and invisible look the same). */
-  async function visibleJob(req: Request): Promise<JobRecord> {
-    const jobId = String(req.params.jobId)
-    if (!UUID.test(jobId)) throw new ValidationError('jobId must be a UUID.')
-    const record = await jobs.getJobRecord(jobId)
-    if (!record || !canSeeJob(req.user!, record)) throw new JobNotFoundError(jobId)
-    return record
-  }
+  const visibleJob = (req: Request) => visibleJobOf(jobs, req)
 
   /** manage_jobs acts on any job; a creator with create_jobs acts on their own. */
   function assertMayControl(user: PublicUser, record: JobRecord) {

@@ -3,15 +3,13 @@ import { z } from 'zod'
 import type { AuthService } from '../auth/AuthService.js'
 import { canSeeAllJobs } from '../auth/capabilities.js'
 import type { Clock } from '../clock.js'
-import { JobNotFoundError, ValidationError } from '../errors.js'
 import { sendData, sendList } from '../http/envelope.js'
 import { authenticate, requireJsonBody } from '../http/middleware.js'
 import { parseOrThrow } from '../registry/jobInput.js'
 import { NOTIFY_COMPLETED_MS, NOTIFY_FAILED_MS, NOTIFY_UNTIL_DISMISSED, type RegisterJobs } from '../registry/RegisterJobs.js'
 import type { NotificationStore } from '../store/NotificationStore.js'
-import { canSeeJob } from './JobsController.js'
+import { visibleJob } from './jobAccess.js'
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 /** The stack shows at most this many cards' worth of jobs (API.md). */
 const MAX_NOTIFICATIONS = 500
 const emptyBodySchema = z.union([z.strictObject({}), z.undefined()])
@@ -55,12 +53,9 @@ export function createNotificationsController(options: NotificationsControllerOp
 
   router.post('/:jobId/dismiss', requireJsonBody, async (req, res) => {
     parseOrThrow(emptyBodySchema, req.body)
-    const jobId = String(req.params.jobId)
-    if (!UUID.test(jobId)) throw new ValidationError('jobId must be a UUID.')
-    const record = await jobs.getJobRecord(jobId)
-    if (!record || !canSeeJob(req.user!, record)) throw new JobNotFoundError(jobId)
+    const record = await visibleJob(jobs, req)
     await dismissals.dismiss(req.user!.id, [record.id], clock.now())
-    sendData(res, { dismissed: true, jobId })
+    sendData(res, { dismissed: true, jobId: record.jobId })
   })
 
   return router
