@@ -9,6 +9,7 @@ import * as jobSearch from './008_job_search.js'
 import * as jobLogs from './007_job_logs.js'
 import * as runtimeOutbox from './009_runtime_outbox.js'
 import * as queueOrder from './010_queue_order.js'
+import * as listSortIndexes from './011_list_sort_indexes.js'
 
 /** Every migration, in order. Listed explicitly so the same list runs from source, tests and CLI. */
 const MIGRATIONS: Record<string, Knex.Migration> = {
@@ -22,6 +23,7 @@ const MIGRATIONS: Record<string, Knex.Migration> = {
   '008_job_search': jobSearch,
   '009_runtime_outbox': runtimeOutbox,
   '010_queue_order': queueOrder,
+  '011_list_sort_indexes': listSortIndexes,
 }
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -43,6 +43,8 @@ const hotPaths: [string, (jobpost: Jobpost) => Promise<unknown>, string[]][] = [
   ['the Active tab (pending + running)', (j) => j.jobs.getJobs({ status: ['pending', 'running'], limit: 20 }), ['job_state_status_created_idx']],
   ['a tab filtered by type', (j) => j.jobs.getJobs({ status: 'running', type: 'other', limit: 20 }), ['job_state_type_status_created_idx']],
   ['the Completed tab by completion time', (j) => j.jobs.getJobs({ status: 'completed', sort: '-completedAt', limit: 20 }), ['job_state_status_completed_idx']],
+  ['the All tab by priority', (j) => j.jobs.getJobs({ sort: '-priority', limit: 20 }), ['job_state_status_priority_idx']],
+  ['the Active tab by run time', (j) => j.jobs.getJobs({ status: ['pending', 'running'], sort: 'runAt', limit: 20 }), ['job_state_status_run_at_idx']],
   ['a user’s own jobs', (j) => j.jobs.getJobs({ createdBy: 1, status: 'failed', limit: 20 }), ['job_state_owner_status_created_idx']],
   ['the claim', (j) => j.jobs.claimDueJobs({ slots: new Map([['bench-noop', 10]]), limit: 10, leaseMs: 30_000 }), ['job_state_claim_idx']],
   ['lease expiry', (j) => j.jobs.findExpiredLeases(100), ['job_state_lease_idx']],

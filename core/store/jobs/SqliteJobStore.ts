@@ -399,10 +399,11 @@ export class SqliteJobStore implements JobStore {
     const slots = request.slots.filter(([, n]) => n > 0)
     if (slots.length === 0 || request.limit <= 0) return Promise.resolve([])
     // Per type an ordered walk of the claim index (due jobs of that type only), merged by priority.
+    // INDEXED BY: without statistics SQLite might prefer a status index and sort (or fail loudly).
     const pick = `${slots
       .map(
         (_, index) =>
-          `SELECT * FROM (SELECT post_id, priority, run_at FROM job_state WHERE type = ? AND status = 'pending' AND queued = 1 AND delayed = 0 AND run_at <= ? ORDER BY ${queueOrderSql()} LIMIT ?) AS t${index}`,
+          `SELECT * FROM (SELECT post_id, priority, run_at FROM job_state INDEXED BY job_state_claim_idx WHERE type = ? AND status = 'pending' AND queued = 1 AND delayed = 0 AND run_at <= ? ORDER BY ${queueOrderSql()} LIMIT ?) AS t${index}`,
       )
       .join(' UNION ALL ')} ORDER BY ${queueOrderSql()} LIMIT ?`
     const pickValues = [...slots.flatMap(([type, n]) => [type, request.now, n]), request.limit]
