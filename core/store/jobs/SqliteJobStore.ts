@@ -494,7 +494,7 @@ export class SqliteJobStore implements JobStore {
   }
 
   listQueue(query: QueueQuery): Promise<{ jobs: StoredJob[]; total: number }> {
-    const { sql, values, countSql: count, countValues } = queueSql(query)
+    const { sql, values, countSql: count, countValues } = queueSql(query, { namedIndex: true })
     return this.run((db) => {
       const ids = (this.statement(db, sql).all(...values) as { post_id: number }[]).map((row) => row.post_id)
       const total = Number((this.statement(db, count).get(...countValues) as { n: number }).n)

@@ -257,14 +257,19 @@ export function sortValueOf(state: JobState, sort: JobListQuery['sort']): number
  * The Queue view's page: pending queued jobs of one type, the due ones in queue order (the claim's
  * ORDER BY, along the claim index), the delayed ones by runAt; and their count up to `cap`.
  */
-export function queueSql(query: QueueQuery): { sql: string; values: unknown[]; countSql: string; countValues: unknown[] } {
+export function queueSql(
+  query: QueueQuery,
+  options: { namedIndex?: boolean } = {},
+): { sql: string; values: unknown[]; countSql: string; countValues: unknown[] } {
   // `delayed` as a literal, so that the planner can use the partial claim (or delayed) index.
   const where = [`type = ?`, `status = 'pending'`, `queued = 1`, `delayed = ${query.delayed ? 1 : 0}`]
   const values: unknown[] = [query.type]
   if (query.createdBy !== undefined) where.push('created_by = ?'), values.push(query.createdBy)
   const order = query.delayed ? 'run_at, post_id' : queueOrderSql()
+  // SQLite (`namedIndex`): the index is named, as a planner without statistics may prefer another.
+  const table = options.namedIndex ? `job_state INDEXED BY ${query.delayed ? 'job_state_delayed_type_idx' : 'job_state_claim_idx'}` : 'job_state'
   return {
-    sql: `SELECT post_id FROM job_state WHERE ${where.join(' AND ')} ORDER BY ${order} LIMIT ? OFFSET ?`,
+    sql: `SELECT post_id FROM ${table} WHERE ${where.join(' AND ')} ORDER BY ${order} LIMIT ? OFFSET ?`,
     values: [...values, query.limit, query.offset],
     countSql: `SELECT COUNT(*) AS n FROM (SELECT 1 FROM job_state WHERE ${where.join(' AND ')} LIMIT ?) AS capped`,
     countValues: [...values, query.cap],
