@@ -48,6 +48,7 @@ const hotPaths: [string, (jobpost: Jobpost) => Promise<unknown>, string[]][] = [
   ['a user’s own jobs', (j) => j.jobs.getJobs({ createdBy: 1, status: 'failed', limit: 20 }), ['job_state_owner_status_created_idx']],
   ['the claim', (j) => j.jobs.claimDueJobs({ slots: new Map([['bench-noop', 10]]), limit: 10, leaseMs: 30_000 }), ['job_state_claim_idx']],
   ['lease expiry', (j) => j.jobs.findExpiredLeases(100), ['job_state_lease_idx']],
+  ['delayed jobs coming due', (j) => j.jobStore.promoteDue(Date.now()), ['job_state_delayed_idx']],
   ['lease renewal', (j) => j.jobs.renewLeases(['a-token'], 30_000), ['job_state_token_idx']],
   ['cleanup', (j) => j.jobs.cleanupOldJobs(30), ['job_state_status_completed_idx']],
 ]

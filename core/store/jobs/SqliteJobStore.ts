@@ -425,9 +425,9 @@ export class SqliteJobStore implements JobStore {
       const promoted = this.statement(
         db,
         `UPDATE job_state SET delayed = 0 WHERE post_id IN (
-           SELECT post_id FROM job_state WHERE status = 'pending' AND delayed = 1 AND run_at <= ? ORDER BY run_at LIMIT 5000)`,
+           SELECT post_id FROM job_state INDEXED BY job_state_delayed_idx WHERE status = 'pending' AND delayed = 1 AND run_at <= ? ORDER BY run_at LIMIT 5000)`,
       ).run(now).changes
-      const next = this.statement(db, `SELECT MIN(run_at) AS next FROM job_state WHERE status = 'pending' AND delayed = 1 AND run_at > ?`).get(now) as { next: number | null }
+      const next = this.statement(db, `SELECT MIN(run_at) AS next FROM job_state INDEXED BY job_state_delayed_idx WHERE status = 'pending' AND delayed = 1 AND run_at > ?`).get(now) as { next: number | null }
       return { promoted, nextDueAt: next.next ?? null }
     })
   }
