@@ -410,11 +410,12 @@ export class SqliteJobStore implements JobStore {
     return this.run((db) => {
       const ids = (this.statement(db, pick).all(...pickValues) as { post_id: number }[]).map((row) => row.post_id)
       if (ids.length === 0) return []
+      // By post id (`+status`: no index on status may drive it, or it would walk every pending job).
       this.statement(
         db,
         `UPDATE job_state SET status = 'running', attempts = attempts + 1, attempt_token = lower(hex(randomblob(16))),
            locked_until = ?, started_at = COALESCE(started_at, ?), updated_at = ?, paused_from = NULL
-         WHERE post_id IN (SELECT value FROM json_each(?)) AND status = 'pending'`,
+         WHERE post_id IN (SELECT value FROM json_each(?)) AND +status = 'pending'`,
       ).run(request.now + request.leaseMs, request.now, request.now, JSON.stringify(ids))
       return this.readJobs(db, ids)
     })
