@@ -97,16 +97,16 @@ export function recordAfter(record: JobRecord, state: JobState, meta: MetaPatch 
 
 /** The public job object of the contract (no payload, tokens or leases). */
 export function toPublicJob(record: JobRecord): Job {
-  const {
-    data: _data,
-    queued: _queued,
-    attemptToken: _token,
-    lockedUntil: _locked,
-    pausedFrom: _paused,
-    checkpoint: _checkpoint,
-    stored: _stored,
-    ...job
-  } = record
-  // What a pause or retry would do (see RegisterJobs.pause/retry): clients offer only these.
-  return { ...job, pausable: record.queued || record.stored.meta.on_pause === '1', retryable: record.queued }
+  // Field by field (one object of a fixed shape: this runs for every event of every job).
+  const r = record
+  return {
+    id: r.id, jobId: r.jobId, name: r.name, description: r.description, type: r.type, status: r.status,
+    progress: r.progress, iconSvg: r.iconSvg, metadata: r.metadata, result: r.result, errorMessage: r.errorMessage,
+    source: r.source, showNotification: r.showNotification, priority: r.priority, attempts: r.attempts,
+    maxAttempts: r.maxAttempts, runAt: r.runAt, timeout: r.timeout, createdBy: r.createdBy, createdAt: r.createdAt,
+    updatedAt: r.updatedAt, startedAt: r.startedAt, completedAt: r.completedAt, parentJobId: r.parentJobId,
+    // What a pause or retry would do (see RegisterJobs.pause/retry): clients offer only these.
+    pausable: r.queued || r.stored.meta.on_pause === '1',
+    retryable: r.queued,
+  }
 }
