@@ -123,7 +123,9 @@ export class RealtimeServer {
 
   /** Sends a job's new state to those allowed to see it; `progress` updates are coalesced. */
   publish(job: Job, kind: 'progress' | 'change'): void {
-    if (this.closed) return
+    // No socket (a worker process, or nobody watching): nothing to pace or send. A client that
+    // connects later reads the jobs' current state.
+    if (this.closed || this.clients.size === 0) return
     const now = this.clock.now()
     let pacing = this.pacing.get(job.jobId)
     if (!pacing) this.pacing.set(job.jobId, (pacing = { lastSentAt: -Infinity }))
