@@ -117,6 +117,9 @@ describe.skipIf(!hasChromium)('the Queue view and the chain drawing, in headless
     await showsOrder(page, ['Render shot 5', 'Render shot 2', 'Render shot 1', 'Render shot 3', 'Render shot 6', 'Render shot 4'])
     // The moved row keeps the focus, so the next key moves it again.
     expect(await page.evaluate(() => document.activeElement?.querySelector('[data-test="queue-name"]')?.textContent)).toBe('Render shot 6')
+    // One move at a time: the next once this one is saved (and the row still has the focus then).
+    await eventually(async () => !(await page.locator('.queue-list--saving').count()))
+    expect(await page.evaluate(() => document.activeElement?.querySelector('[data-test="queue-name"]')?.textContent)).toBe('Render shot 6')
     await page.keyboard.press('Alt+ArrowUp')
     await eventually(async () => !(await page.locator('.queue-list--saving').count()))
     await row(page, 'Render shot 1').focus()
@@ -124,7 +127,8 @@ describe.skipIf(!hasChromium)('the Queue view and the chain drawing, in headless
     order = ['Render shot 1', 'Render shot 5', 'Render shot 2', 'Render shot 6', 'Render shot 3', 'Render shot 4']
     await showsOrder(page, order)
     await eventually(async () => JSON.stringify(await serverOrder()) === JSON.stringify(order))
-    expect(await page.locator('[data-test="queue-announcement"]').textContent()).toBe('Render shot 1 moved to position 1 of 6.')
+    // Announced once the server's answer is in (the order above shows before it, optimistically).
+    await eventually(async () => (await page.locator('[data-test="queue-announcement"]').textContent()) === 'Render shot 1 moved to position 1 of 6.')
     // Every moved job now has the priority of the head.
     expect(new Set((await page.locator('[data-test="queue-priority"]').allTextContents()).map((text) => text.trim()))).toEqual(new Set(['priority 1']))
 
