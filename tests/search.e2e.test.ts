@@ -6,6 +6,7 @@ import type { Job } from '../core/contract.js'
 import { DEFAULT_ADMIN_UI_DIST } from '../core/providers/admin-ui-provider/index.js'
 import { CHROMIUM_PATH, hasChromium, launchChromium, openPage, screenshot } from './e2e/support/browser.js'
 import { PASSWORD, startJobpost } from './support/harness.js'
+import { callApi } from './e2e/support/api.js'
 
 if (!hasChromium) {
   console.warn(`\n  ⚠ SKIPPED (search end-to-end): no Chromium at ${CHROMIUM_PATH}; install it with apt-get install chromium\n`)
@@ -32,16 +33,7 @@ describe.skipIf(!hasChromium)('search in the admin UI, headless Chromium against
     await jobpost?.close()
   })
 
-  async function api<T>(method: string, route: string, body?: unknown, auth = true): Promise<T> {
-    const res = await fetch(`${jobpost.url}/api/v1${route}`, {
-      method,
-      headers: { ...(auth ? { Authorization: `Bearer ${token}` } : {}), ...(body === undefined ? {} : { 'Content-Type': 'application/json' }) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    })
-    const envelope = (await res.json()) as { success: boolean; data: T; error?: unknown }
-    if (!envelope.success) throw new Error(`${method} ${route}: ${res.status} ${JSON.stringify(envelope.error)}`)
-    return envelope.data
-  }
+  const api = <T>(method: string, route: string, body?: unknown, auth = true) => callApi<T>(jobpost.url, auth ? token : undefined, method, route, body)
 
   it('finds a job by a value deep inside its data, marks the hit in the row and shows where it is in the drawer', async () => {
     const target = await api<Job>('POST', '/jobs', {

@@ -6,6 +6,7 @@ import type { Job } from '../../core/contract.js'
 import { DEFAULT_ADMIN_UI_DIST } from '../../core/providers/admin-ui-provider/index.js'
 import { PASSWORD, startJobpost } from '../support/harness.js'
 import { CHROMIUM_PATH, hasChromium, launchChromium, openPage, screenshot, type WatchedPage } from './support/browser.js'
+import { callApi } from './support/api.js'
 
 if (!hasChromium) {
   console.warn(`\n  ⚠ SKIPPED (admin UI at scale): no Chromium at ${CHROMIUM_PATH}; install it with apt-get install chromium\n`)
@@ -78,19 +79,7 @@ describe.skipIf(!hasChromium)('the admin UI at scale and on every screen', { tim
       body: body === undefined ? undefined : JSON.stringify(body),
     })
   }
-  async function api<T>(method: string, route: string, body?: unknown, auth = true): Promise<T> {
-    const res = await fetch(`${jobpost.url}/api/v1${route}`, {
-      method,
-      headers: {
-        ...(auth ? { Authorization: `Bearer ${token}` } : {}),
-        ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    })
-    const envelope = (await res.json()) as { success: boolean; data: T; error?: unknown }
-    if (!envelope.success) throw new Error(`${method} ${route}: ${res.status} ${JSON.stringify(envelope.error)}`)
-    return envelope.data
-  }
+  const api = <T>(method: string, route: string, body?: unknown, auth = true) => callApi<T>(jobpost.url, auth ? token : undefined, method, route, body)
   const createJob = (body: Record<string, unknown>) => api<Job>('POST', '/jobs', body)
   const plugin = (slug: string) => jobpost.pluginHooks(slug)
 

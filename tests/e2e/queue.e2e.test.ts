@@ -7,6 +7,7 @@ import { UnrecoverableError } from '../../core/errors.js'
 import { DEFAULT_ADMIN_UI_DIST } from '../../core/providers/admin-ui-provider/index.js'
 import { eventually, PASSWORD, startJobpost } from '../support/harness.js'
 import { CHROMIUM_PATH, hasChromium, launchChromium, openPage, screenshot, type WatchedPage } from './support/browser.js'
+import { callApi } from './support/api.js'
 
 if (!hasChromium) {
   console.warn(`\n  ⚠ SKIPPED (queue view end-to-end): no Chromium at ${CHROMIUM_PATH}; install it with apt-get install chromium\n`)
@@ -48,19 +49,7 @@ describe.skipIf(!hasChromium)('the Queue view and the chain drawing, in headless
     }
   })
 
-  async function api<T>(method: string, route: string, body?: unknown, auth = true): Promise<T> {
-    const res = await fetch(`${jobpost.url}/api/v1${route}`, {
-      method,
-      headers: {
-        ...(auth ? { Authorization: `Bearer ${token}` } : {}),
-        ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    })
-    const envelope = (await res.json()) as { success: boolean; data: T; error?: unknown }
-    if (!envelope.success) throw new Error(`${method} ${route}: ${res.status} ${JSON.stringify(envelope.error)}`)
-    return envelope.data
-  }
+  const api = <T>(method: string, route: string, body?: unknown, auth = true) => callApi<T>(jobpost.url, auth ? token : undefined, method, route, body)
 
   async function signIn(to: string): Promise<Page> {
     const watched = await openPage(browser, { width: 1280, height: 860 })
