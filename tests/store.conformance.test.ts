@@ -106,19 +106,6 @@ function conformance(label: string, open: () => Promise<{ db: Database; cleanup(
       expect(Number(orphans[0]!.n)).toBe(0)
     })
 
-    it('scans an indexed meta key in value order with a suffix bound and a filter', async (ctx) => {
-      if (skip) return ctx.skip()
-      await store.createPosts([
-        { postType: 'q', title: 'late', slug: 'late', createdAt: at(1), meta: { queue_order: `0990|${at(50)}`, type: 'a' } },
-        { postType: 'q', title: 'high', slug: 'high', createdAt: at(1), meta: { queue_order: `0500|${at(20)}`, type: 'a' } },
-        { postType: 'q', title: 'low', slug: 'low', createdAt: at(1), meta: { queue_order: `1000|${at(5)}`, type: 'a' } },
-        { postType: 'q', title: 'other', slug: 'other', createdAt: at(1), meta: { queue_order: `0000|${at(5)}`, type: 'b' } },
-      ])
-      const rows = await store.scanMeta({ key: 'queue_order', suffixMax: { from: 6, max: at(30) }, filter: { key: 'type', in: ['a'] }, limit: 10 })
-      const titles = (await store.getPosts(rows.map((r) => r.postId))).map((p) => p.title)
-      expect(titles).toEqual(['high', 'low'])
-    })
-
     it('reads the database clock', async (ctx) => {
       if (skip) return ctx.skip()
       const now = await store.databaseNow()

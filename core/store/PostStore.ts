@@ -219,18 +219,6 @@ export class PostStore {
     return rows.map((row: { id: number }) => Number(row.id))
   }
 
-  /** Number of posts of a type per value of one meta key. */
-  async countByMeta(postType: string, key: string, where: MetaCondition[] = [], authorId?: number): Promise<Record<string, number>> {
-    const rows = await this.filteredPosts({ postType, where, authorId, limit: 0 })
-      .join('post_meta as g', (join) => join.on('g.post_id', 'p.id').andOn(keyIs(this.executor, 'g', key)))
-      .select('g.meta_value as value')
-      .count({ n: '*' })
-      .groupBy('g.meta_value')
-    const counts: Record<string, number> = {}
-    for (const row of rows as { value: string; n: number | string }[]) counts[row.value] = Number(row.n)
-    return counts
-  }
-
   /**
    * Writes meta keys (and optionally the title) of one post atomically. With `expect`, the write
    * happens only if every condition holds at that moment (the post row is locked first on
@@ -274,71 +262,6 @@ export class PostStore {
     }
   }
 
-  /**
-   * Posts carrying meta `key` with a value <= `maxValue` (or < `below`), in value order, optionally
-   * restricted to posts whose meta `filter.key` is one of `filter.in`. Served by the key's
-   * partial index; used for the queue (queue_order) and lease expiry (locked_until).
-   */
-  async scanMeta(options: {
-    key: string
-    maxValue?: string
-    below?: string
-    /** Only values whose text from 1-based position `from` on is <= `max` (e.g. a runAt suffix). */
-    suffixMax?: { from: number; max: string }
-    filter?: { key: string; in: readonly string[] }
-    /** Only posts of this type. */
-    postType?: string
-    limit: number
-  }): Promise<{ postId: number; value: string }[]> {
-    const k = this.executor
-    const builder = k('post_meta as s').select('s.post_id', 's.meta_value').where(keyIs(k, 's', options.key))
-    // The scan must walk `key`'s index in value order and stop at `limit` (O(log n + limit)).
-    // SQLite's planner would rather start from the filter's index (say, every job of a type) and
-    // sort; a CROSS JOIN keeps `s` as its outer loop. PostgreSQL gets planner settings (below).
-    const join = (table: string, alias: string, on: string) => {
-      if (this.dialect === 'sqlite') builder.joinRaw(`CROSS JOIN ${table} AS ${alias} ON ${on}`)
-      else builder.joinRaw(`INNER JOIN ${table} AS ${alias} ON ${on}`)
-    }
-    if (this.dialect === 'postgres' && this.inTransaction && (options.postType !== undefined || options.filter)) {
-      // PostgreSQL's statistics on meta_value mix every key, so it can badly misjudge how many
-      // rows a filter keeps (e.g. finished jobs) and hash them all, then sort, for each batch.
-      // For the rest of this transaction, leave it the ordered index scan and nested loops.
-      await k.raw('SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off; SET LOCAL jit = off')
-    }
-    if (options.postType !== undefined) {
-      join('posts', 'p', 'p.id = s.post_id')
-      builder.where('p.post_type_slug', options.postType)
-    }
-    if (options.maxValue !== undefined) builder.where('s.meta_value', '<=', options.maxValue)
-    if (options.below !== undefined) builder.where('s.meta_value', '<', options.below)
-    if (options.suffixMax) {
-      // An integer literal (not a parameter) so both dialects resolve substr(text, int).
-      builder.whereRaw(`substr(s.meta_value, ${Math.trunc(options.suffixMax.from)}) <= ?`, [options.suffixMax.max])
-    }
-    if (options.filter) {
-      const filter = options.filter
-      join('post_meta', 'f', `f.post_id = s.post_id AND ${keyIs(k, 'f', filter.key).toQuery()}`)
-      builder.whereIn('f.meta_value', [...filter.in])
-    }
-    const rows = await builder.orderBy('s.meta_value', 'asc').limit(options.limit)
-    return rows.map((row: { post_id: number; meta_value: string }) => ({ postId: Number(row.post_id), value: row.meta_value }))
-  }
-
-  /**
-   * Locks posts for the rest of the transaction and returns those it got. PostgreSQL skips rows
-   * another transaction holds (SKIP LOCKED); SQLite's write transaction already excludes others.
-   */
-  async lockPosts(ids: readonly number[], options: { wait?: boolean } = {}): Promise<number[]> {
-    if (!this.inTransaction) throw new Error('lockPosts needs a transaction.')
-    if (ids.length === 0) return []
-    if (this.dialect === 'sqlite') return [...ids]
-    const query = this.executor('posts').select('id').whereIn('id', [...ids])
-    // With `wait`, rows are locked in id order (so that two waiting batches cannot deadlock).
-    const rows = options.wait ? await query.orderBy('id').forUpdate() : await query.forUpdate().skipLocked()
-    const locked = new Set(rows.map((row: { id: number }) => Number(row.id)))
-    return ids.filter((id) => locked.has(id))
-  }
-
   /** Writes meta of many posts at once (bulk upsert + one delete); for the runtime's batches. */
   async writeMetaMany(updates: { postId: number; meta: MetaWrite }[], updatedAt: string): Promise<void> {
     if (updates.length === 0) return
@@ -373,64 +296,6 @@ export class PostStore {
         await k('posts').whereIn('id', ids.slice(i, i + IN_CHUNK)).update({ updated_at: updatedAt })
       }
     })
-  }
-
-  /**
-   * Sets meta `key` to `value` on the posts whose meta `matchKey` is one of `matchValues` (for
-   * lease renewal: locked_until where attempt_token is ours). Returns the post ids it updated.
-   */
-  async setMetaWhere(options: { key: string; value: string; matchKey: string; matchValues: readonly string[] }): Promise<number[]> {
-    if (options.matchValues.length === 0) return []
-    return this.transaction(async (store) => {
-      const k = store.executor
-      // Only posts that still have `key`: a lease that was released (cancel, settle) is not renewed,
-      // so its holder learns that it lost the job.
-      const rows = await k('post_meta as m')
-        .select('m.post_id')
-        .where(keyIs(k, 'm', options.matchKey))
-        .whereIn('m.meta_value', [...options.matchValues])
-        .whereExists(k('post_meta as t').select(k.raw('1')).whereRaw('t.post_id = m.post_id').andWhere(keyIs(k, 't', options.key)))
-      const ids = rows.map((row: { post_id: number }) => Number(row.post_id))
-      if (ids.length) {
-        await k('post_meta').where('meta_key', options.key).whereIn('post_id', ids).update({ meta_value: options.value })
-      }
-      return ids
-    })
-  }
-
-  /**
-   * Over posts of `postType` whose meta `timeKey` (ISO time) is >= `since` (a range on that key's
-   * index) and that match `where`: how many have it >= each of `countSince`, and the mean ms from
-   * meta `startKey` to `timeKey` (null when none has both). One bounded query.
-   */
-  async timeWindowStats(options: {
-    postType: string
-    timeKey: string
-    startKey: string
-    since: string
-    countSince: string[]
-    where?: MetaCondition[]
-    authorId?: number
-  }): Promise<{ counts: number[]; averageMs: number | null }> {
-    const k = this.executor
-    const duration =
-      this.dialect === 'postgres'
-        ? 'EXTRACT(EPOCH FROM (CAST(t.meta_value AS timestamptz) - CAST(s.meta_value AS timestamptz))) * 1000'
-        : '(julianday(t.meta_value) - julianday(s.meta_value)) * 86400000.0'
-    const row = await this.filteredPosts({ postType: options.postType, where: options.where, authorId: options.authorId, limit: 0 })
-      .join('post_meta as t', (join) => join.on('t.post_id', 'p.id').andOnVal('t.meta_key', options.timeKey))
-      .leftJoin('post_meta as s', (join) => join.on('s.post_id', 'p.id').andOnVal('s.meta_key', options.startKey))
-      .where('t.meta_value', '>=', options.since)
-      .select([
-        k.raw(`AVG(${duration}) AS avg_ms`),
-        ...options.countSince.map((since, index) => k.raw(`SUM(CASE WHEN t.meta_value >= ? THEN 1 ELSE 0 END) AS c${index}`, [since])),
-      ])
-      .first()
-    const record = (row ?? {}) as Record<string, unknown>
-    return {
-      counts: options.countSince.map((_, index) => Number(record[`c${index}`] ?? 0)),
-      averageMs: record.avg_ms == null ? null : Number(record.avg_ms),
-    }
   }
 
   /**
@@ -469,18 +334,6 @@ export class PostStore {
       if (!matches) return false
       return (await store.deletePosts([postId])) === 1
     })
-  }
-
-  /**
-   * Refreshes the planner's statistics where they help: PostgreSQL `ANALYZE` of posts and
-   * post_meta (autovacuum does it too), so that the partial meta indexes are chosen on large tables.
-   */
-  async optimize(): Promise<void> {
-    // SQLite: nothing. Its plans for the hot paths are fixed by the query shapes (CROSS JOIN, `+col`)
-    // and need no statistics; sampled ones (PRAGMA optimize with analysis_limit) were measured to
-    // mislead it into scanning every job for the list (docs/PERFORMANCE.md).
-    if (this.dialect === 'sqlite') return
-    await this.executor.raw('ANALYZE posts, post_meta')
   }
 
   /** The database's current time in ms since the epoch (the reference clock across instances). */
