@@ -1,10 +1,9 @@
 import path from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { DatabaseTarget } from '../../core/config.js'
-import type { Jobpost } from '../../core/createJobpost.js'
-import { eventually, freshPostgresDatabase, startJobpost } from '../support/harness.js'
+import { describe, expect, it } from 'vitest'
+import { eventually } from '../support/harness.js'
 import request from 'supertest'
-import { spawnTs, spawnWorker, tempDir, type Child } from './support/processes.js'
+import { spawnTs, spawnWorker } from './support/processes.js'
+import { sharedDatabase } from './support/sharedDatabase.js'
 
 const LEASE_MS = 600
 
@@ -16,44 +15,19 @@ const LEASE_MS = 600
  * are used, not retried forever; a tracked job whose process dies ends failed, saying so.
  */
 describe.each(['sqlite', 'postgres'] as const)('plugin faults and dying processes (%s)', (dialect) => {
-  const tmp = tempDir('faults')
-  const eventLog = path.join(tmp.dir, 'events.log')
-  let databaseUrl = ''
-  let producer: Jobpost | undefined
-  let pg: Awaited<ReturnType<typeof freshPostgresDatabase>> = null
-  const children: Child[] = []
-
-  beforeAll(async () => {
-    let target: DatabaseTarget
-    if (dialect === 'postgres') {
-      pg = await freshPostgresDatabase('faults')
-      if (!pg) return
-      databaseUrl = pg.url
-      target = { dialect: 'postgres', connectionString: pg.url }
-    } else {
-      databaseUrl = `sqlite:${path.join(tmp.dir, 'jobs.sqlite')}`
-      target = { dialect: 'sqlite', filename: path.join(tmp.dir, 'jobs.sqlite') }
-    }
-    producer = await startJobpost({ database: target, workerLeaseMs: LEASE_MS }, { listen: false })
-  })
-  afterAll(async () => {
-    for (const child of children) if (child.child.exitCode === null && child.child.signalCode === null) child.child.kill('SIGKILL')
-    await Promise.all(children.map((child) => child.exited))
-    await producer?.close()
-    await pg?.drop()
-    tmp.remove()
-  })
+  const shared = sharedDatabase(dialect, 'faults', { workerLeaseMs: LEASE_MS })
+  const eventLog = path.join(shared.tmp.dir, 'events.log')
 
   const spawn = async (env: Record<string, string> = {}) => {
-    const child = await spawnWorker({ databaseUrl, eventLog, leaseMs: LEASE_MS, env: { LOG_LEVEL: 'info', ...env } })
-    children.push(child)
+    const child = await spawnWorker({ databaseUrl: shared.databaseUrl, eventLog, leaseMs: LEASE_MS, env: { LOG_LEVEL: 'info', ...env } })
+    shared.children.push(child)
     return child
   }
 
   it('turns any thrown value into a readable error, and contains faults plugin code leaves behind', async (ctx) => {
-    if (!producer) return ctx.skip()
-    const jobs = producer.jobs
-    const hooks = producer.pluginHooks('test')
+    if (!shared.producer) return ctx.skip()
+    const jobs = shared.producer.jobs
+    const hooks = shared.producer.pluginHooks('test')
     const faults = ['null', 'undefined', 'string', 'number', 'hostile'] as const
     const thrown = await hooks.enqueueJobs(faults.map((fault) => ({ type: 'faulty', data: { fault }, maxAttempts: 1 })))
     const worker = await spawn()
@@ -96,12 +70,12 @@ describe.each(['sqlite', 'postgres'] as const)('plugin faults and dying processe
   }, 60_000)
 
   it('a server (no runtime) whose plugin leaves faults behind at load and at init logs them with its name and keeps serving', async (ctx) => {
-    if (!producer) return ctx.skip()
+    if (!shared.producer) return ctx.skip()
     const server = spawnTs(path.join(path.dirname(new URL(import.meta.url).pathname), 'fixtures', 'server.ts'), {
-      DATABASE_URL: databaseUrl,
+      DATABASE_URL: shared.databaseUrl,
       ACTIVE_PLUGINS: 'leaves-faults',
     })
-    children.push(server)
+    shared.children.push(server)
     const [, url] = await server.waitFor(/LISTENING (http:\/\/\S+)/)
     await server.waitFor(/Plugin \\"leaves-faults\\" raised an uncaught exception \(contained\): thrown from a timer set at load/)
     await server.waitFor(/Plugin \\"leaves-faults\\" raised an unhandled rejection \(contained\): rejected after init/)
@@ -112,17 +86,17 @@ describe.each(['sqlite', 'postgres'] as const)('plugin faults and dying processe
   }, 60_000)
 
   it('fails a job whose attempts keep killing their worker once its attempts are used', async (ctx) => {
-    if (!producer) return ctx.skip()
-    const job = await producer.pluginHooks('test').enqueueJob({ type: 'fixture', data: { mode: 'kill-self' }, maxAttempts: 2 })
+    if (!shared.producer) return ctx.skip()
+    const job = await shared.producer.pluginHooks('test').enqueueJob({ type: 'fixture', data: { mode: 'kill-self' }, maxAttempts: 2 })
     const exits: (NodeJS.Signals | null)[] = []
     // Each worker recovers what the one before it left (after the lease), runs it, and dies.
     for (let round = 0; round < 4; round++) {
-      const record = await producer.jobs.getJobRecord(job.jobId)
+      const record = await shared.producer.jobs.getJobRecord(job.jobId)
       if (record!.status === 'failed') break
       const worker = await spawn()
       const outcome = await Promise.race([
         worker.exited,
-        eventually(async () => (await producer!.jobs.getJob(job.jobId))!.status === 'failed', { timeoutMs: 15_000, intervalMs: 50 }).then(() => null),
+        eventually(async () => (await shared.producer!.jobs.getJob(job.jobId))!.status === 'failed', { timeoutMs: 15_000, intervalMs: 50 }).then(() => null),
       ])
       if (outcome) exits.push(outcome.signal)
       else {
@@ -131,27 +105,27 @@ describe.each(['sqlite', 'postgres'] as const)('plugin faults and dying processe
       }
     }
     expect(exits).toEqual(['SIGKILL', 'SIGKILL'])
-    const failed = await producer.jobs.getJob(job.jobId)
+    const failed = await shared.producer.jobs.getJob(job.jobId)
     expect(failed).toMatchObject({ status: 'failed', attempts: 2 })
     expect(failed!.errorMessage).toMatch(/lease expired.*no attempts left \(2\)/)
   }, 90_000)
 
   it('fails a tracked job, saying why, when the process driving it dies', async (ctx) => {
-    if (!producer) return ctx.skip()
+    if (!shared.producer) return ctx.skip()
     const owner = await spawn({ TRACKED_JOB: '1' })
     const [, jobId] = await owner.waitFor(/TRACKED (\S+)/)
-    const running = await producer.jobs.getJobRecord(jobId!)
+    const running = await shared.producer.jobs.getJobRecord(jobId!)
     expect(running).toMatchObject({ status: 'running', progress: 10 })
     expect(running!.lockedUntil).not.toBeNull()
     // While its process lives, the lease is renewed: nothing to recover.
     await new Promise((resolve) => setTimeout(resolve, LEASE_MS * 2))
-    expect(await producer.runtime.recover()).toBe(0)
+    expect(await shared.producer.runtime.recover()).toBe(0)
     owner.child.kill('SIGKILL')
     await owner.exited
     const failed = await eventually(
       async () => {
-        await producer!.runtime.recover()
-        const job = await producer!.jobs.getJob(jobId!)
+        await shared.producer!.runtime.recover()
+        const job = await shared.producer!.jobs.getJob(jobId!)
         return job!.status === 'failed' ? job : null
       },
       { timeoutMs: 10_000, intervalMs: 100 },

@@ -1,9 +1,9 @@
 import path from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ROOT_DIR, type DatabaseTarget } from '../../core/config.js'
-import type { Jobpost } from '../../core/createJobpost.js'
-import { eventually, freshPostgresDatabase, startJobpost } from '../support/harness.js'
-import { spawnTs, tempDir, type Child } from './support/processes.js'
+import { describe, expect, it } from 'vitest'
+import { ROOT_DIR } from '../../core/config.js'
+import { eventually } from '../support/harness.js'
+import { spawnTs } from './support/processes.js'
+import { sharedDatabase } from './support/sharedDatabase.js'
 
 /**
  * `npm run worker` (core/worker.ts, a real process) with SHUTDOWN_GRACE_MS=300: on SIGTERM its
@@ -11,47 +11,22 @@ import { spawnTs, tempDir, type Child } from './support/processes.js'
  * queue (attempt not counted) with a log line saying so, and the process exits 0.
  */
 describe.each(['sqlite', 'postgres'] as const)('SHUTDOWN_GRACE_MS (%s)', (dialect) => {
-  const tmp = tempDir('grace')
-  let databaseUrl = ''
-  let producer: Jobpost | undefined
-  let pg: Awaited<ReturnType<typeof freshPostgresDatabase>> = null
-  const children: Child[] = []
-
-  beforeAll(async () => {
-    let target: DatabaseTarget
-    if (dialect === 'postgres') {
-      pg = await freshPostgresDatabase('grace')
-      if (!pg) return
-      databaseUrl = pg.url
-      target = { dialect: 'postgres', connectionString: pg.url }
-    } else {
-      databaseUrl = `sqlite:${path.join(tmp.dir, 'jobs.sqlite')}`
-      target = { dialect: 'sqlite', filename: path.join(tmp.dir, 'jobs.sqlite') }
-    }
-    producer = await startJobpost({ database: target }, { listen: false })
-  })
-  afterAll(async () => {
-    for (const child of children) if (child.child.exitCode === null && child.child.signalCode === null) child.child.kill('SIGKILL')
-    await Promise.all(children.map((child) => child.exited))
-    await producer?.close()
-    await pg?.drop()
-    tmp.remove()
-  })
+  const shared = sharedDatabase(dialect, 'grace')
 
   it('gives a running job back to the queue after the configured grace, logs it, and exits 0', async (ctx) => {
-    if (!producer) return ctx.skip()
+    if (!shared.producer) return ctx.skip()
     const worker = spawnTs(path.join(ROOT_DIR, 'core', 'worker.ts'), {
-      DATABASE_URL: databaseUrl,
+      DATABASE_URL: shared.databaseUrl,
       ACTIVE_PLUGINS: 'example-job-plugin',
       EXAMPLE_JOB_STEP_MS: '20000',
       SHUTDOWN_GRACE_MS: '300',
       WORKER_POLL_MS: '50',
       LOG_LEVEL: 'info',
     })
-    children.push(worker)
+    shared.children.push(worker)
     await worker.waitFor(/Jobpost worker started/)
-    const job = await producer.pluginHooks('test').enqueueJob({ type: 'example-import', data: { items: 3 } })
-    await eventually(async () => (await producer!.jobs.getJob(job.jobId))!.status === 'running', { timeoutMs: 15_000, intervalMs: 20 })
+    const job = await shared.producer.pluginHooks('test').enqueueJob({ type: 'example-import', data: { items: 3 } })
+    await eventually(async () => (await shared.producer!.jobs.getJob(job.jobId))!.status === 'running', { timeoutMs: 15_000, intervalMs: 20 })
     const signalledAt = Date.now()
     worker.child.kill('SIGTERM')
     expect((await worker.exited).code).toBe(0)
@@ -59,6 +34,6 @@ describe.each(['sqlite', 'postgres'] as const)('SHUTDOWN_GRACE_MS (%s)', (dialec
     expect(Date.now() - signalledAt).toBeLessThan(5000)
     expect(worker.output()).toMatch(/given back to the queue \(attempt not counted\)/)
     expect(worker.output()).toContain(job.jobId)
-    expect(await producer.jobs.getJob(job.jobId)).toMatchObject({ status: 'pending', attempts: 0 })
+    expect(await shared.producer.jobs.getJob(job.jobId)).toMatchObject({ status: 'pending', attempts: 0 })
   }, 60_000)
 })

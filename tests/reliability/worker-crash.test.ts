@@ -1,9 +1,8 @@
 import path from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { Jobpost } from '../../core/createJobpost.js'
-import type { DatabaseTarget } from '../../core/config.js'
-import { eventually, freshPostgresDatabase, startJobpost } from '../support/harness.js'
-import { readEvents, spawnWorker, tempDir, type Child } from './support/processes.js'
+import { describe, expect, it } from 'vitest'
+import { eventually } from '../support/harness.js'
+import { readEvents, spawnWorker } from './support/processes.js'
+import { sharedDatabase } from './support/sharedDatabase.js'
 
 const LEASE_MS = 1500
 
@@ -13,44 +12,19 @@ const LEASE_MS = 1500
  * exactly once. Real processes on one shared SQLite file.
  */
 describe.each(['sqlite', 'postgres'] as const)('a worker killed with SIGKILL mid-job (%s)', (dialect) => {
-  const tmp = tempDir('sigkill')
-  const eventLog = path.join(tmp.dir, 'events.log')
-  let databaseUrl = ''
-  let producer: Jobpost | undefined
-  let pgDatabase: Awaited<ReturnType<typeof freshPostgresDatabase>> = null
-  const children: Child[] = []
-
-  beforeAll(async () => {
-    let target: DatabaseTarget
-    if (dialect === 'postgres') {
-      pgDatabase = await freshPostgresDatabase('sigkill')
-      if (!pgDatabase) return
-      databaseUrl = pgDatabase.url
-      target = { dialect: 'postgres', connectionString: pgDatabase.url }
-    } else {
-      databaseUrl = `sqlite:${path.join(tmp.dir, 'jobs.sqlite')}`
-      target = { dialect: 'sqlite', filename: path.join(tmp.dir, 'jobs.sqlite') }
-    }
-    producer = await startJobpost({ database: target }, { listen: false })
-  })
-  afterAll(async () => {
-    for (const child of children) if (child.child.exitCode === null && child.child.signalCode === null) child.child.kill('SIGKILL')
-    await Promise.all(children.map((child) => child.exited))
-    await producer?.close()
-    await pgDatabase?.drop()
-    tmp.remove()
-  })
+  const shared = sharedDatabase(dialect, 'sigkill')
+  const eventLog = path.join(shared.tmp.dir, 'events.log')
 
   it('is recovered after the lease by another process: attempt counted, final exactly once', async (ctx) => {
-    if (!producer) return ctx.skip()
-    const producerJobs = producer
+    if (!shared.producer) return ctx.skip()
+    const producerJobs = shared.producer
     const hooks = producerJobs.pluginHooks('crash-test')
     const retried = await hooks.enqueueJobs(Array.from({ length: 5 }, () => ({ type: 'fixture', data: { mode: 'hang-first' }, maxAttempts: 3 })))
     const lastAttempt = await hooks.enqueueJob({ type: 'fixture', data: { mode: 'hang-first' }, maxAttempts: 1 })
     const all = [...retried, lastAttempt].map((job) => job.jobId)
 
-    const first = await spawnWorker({ databaseUrl, eventLog, leaseMs: LEASE_MS })
-    children.push(first)
+    const first = await spawnWorker({ databaseUrl: shared.databaseUrl, eventLog, leaseMs: LEASE_MS })
+    shared.children.push(first)
     const firstPid = first.child.pid!
     await eventually(() => readEvents(eventLog).filter((e) => e.event === 'start' && e.pid === firstPid).length === all.length, { timeoutMs: 15_000 })
     first.child.kill('SIGKILL')
@@ -65,8 +39,8 @@ describe.each(['sqlite', 'postgres'] as const)('a worker killed with SIGKILL mid
     }
     const leaseEnds = Math.max(...held.map((record) => Date.parse(record!.lockedUntil!)))
 
-    const second = await spawnWorker({ databaseUrl, eventLog, leaseMs: LEASE_MS })
-    children.push(second)
+    const second = await spawnWorker({ databaseUrl: shared.databaseUrl, eventLog, leaseMs: LEASE_MS })
+    shared.children.push(second)
     const secondPid = second.child.pid!
     await eventually(
       async () => {
@@ -76,7 +50,7 @@ describe.each(['sqlite', 'postgres'] as const)('a worker killed with SIGKILL mid
       { timeoutMs: 20_000, intervalMs: 50 },
     )
 
-    // The worker logs each event just after its commit: the producer may see a final status first.
+    // The worker logs each event just after its commit: the shared.producer may see a final status first.
     const isRecovery = (e: { event: string; pid?: number }) => (e.event === 'job:retry' || e.event === 'job:failed') && e.pid === secondPid
     const isFinal = (e: { event: string }) => e.event === 'job:completed' || e.event === 'job:failed'
     await eventually(
