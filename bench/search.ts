@@ -17,11 +17,11 @@
  * holds the jobs) or DATABASE_URL=postgres://… (a database of its own, dropped first).
  */
 import fs from 'node:fs'
-import path from 'node:path'
+import path_ from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import pg from 'pg'
-import { testConfig } from '../core/config.js'
+import { loadConfig, type DatabaseTarget, type JobpostConfig } from '../core/config.js'
 import type { JobListFilters, JobStatus } from '../core/contract.js'
 import { createJobpost, type Jobpost } from '../core/createJobpost.js'
 import type { NewJob } from '../core/store/jobs/JobStore.js'
@@ -31,7 +31,7 @@ const JOBS = Number(process.env.SEARCH_BENCH_JOBS ?? 1_000_000)
 const CREATES = Number(process.env.SEARCH_BENCH_CREATES ?? 20_000)
 const REPEAT = Number(process.env.SEARCH_BENCH_REPEAT ?? 15)
 const POSTGRES = process.env.DATABASE_URL?.startsWith('postgres') ? process.env.DATABASE_URL : undefined
-const SQLITE_FILE = process.env.SEARCH_BENCH_DB ?? path.resolve('data', 'bench-search.sqlite')
+const SQLITE_FILE = process.env.SEARCH_BENCH_DB ?? path_.resolve('data', 'bench-search.sqlite')
 const USERS = 20
 
 // ------------------------------------------------------------------------------------------------
@@ -95,6 +95,12 @@ export function benchJob(i: number, at: number): NewJob {
 
 // ------------------------------------------------------------------------------------------------
 
+/** No worker, no retention sweep, creation limits off (an operator loading a million jobs sets them so). */
+function benchSearchConfig(database: DatabaseTarget): JobpostConfig {
+  const env = { LOG_LEVEL: 'silent', JOB_RETENTION_DAYS: '0', JOB_CREATE_RATE_PER_MINUTE: '0', MAX_PENDING_PER_OWNER: '0' }
+  return { ...loadConfig(env), database, activePlugins: [], port: 0, runWorker: false }
+}
+
 async function openJobpost(target: 'bench' | 'fresh'): Promise<Jobpost> {
   if (POSTGRES) {
     const name = target === 'bench' ? 'jobpost_bench_search' : `jobpost_bench_search_create_${process.pid}`
@@ -104,11 +110,11 @@ async function openJobpost(target: 'bench' | 'fresh'): Promise<Jobpost> {
     await admin.query(`CREATE DATABASE ${name}`)
     await admin.end()
     const url = POSTGRES.replace(/\/[^/]*$/, `/${name}`)
-    return createJobpost(testConfig({ runWorker: false, database: { dialect: 'postgres', connectionString: url } }))
+    return createJobpost(benchSearchConfig({ dialect: 'postgres', connectionString: url }))
   }
-  const file = target === 'bench' ? SQLITE_FILE : path.join(path.dirname(SQLITE_FILE), `bench-search-create-${process.pid}.sqlite`)
+  const file = target === 'bench' ? SQLITE_FILE : path_.join(path_.dirname(SQLITE_FILE), `bench-search-create-${process.pid}.sqlite`)
   if (target === 'fresh') for (const suffix of ['', '-wal', '-shm']) fs.rmSync(file + suffix, { force: true })
-  return createJobpost(testConfig({ runWorker: false, database: { dialect: 'sqlite', filename: file } }))
+  return createJobpost(benchSearchConfig({ dialect: 'sqlite', filename: file }))
 }
 
 /** The owners of the seeded jobs (created_by references users). */
@@ -142,16 +148,31 @@ async function withoutSearchIndex(jobpost: Jobpost) {
   }
 }
 
+type CreatePath = 'api' | 'store'
+
 /**
- * Jobs per second created through the job store: one per call with WAVE calls in flight (the
- * group-committed path of concurrent creates), or `bulk` per call. Payloads are built before
- * the clock starts, so only storage is timed.
+ * Jobs per second created:
+ * - `api`: through the plugin API, as jobs arrive (`hooks.createJob`, sequential awaits, as the
+ *   queue bench measures it; or `hooks.enqueueJobs`, `bulk` per call) with creation limits off;
+ * - `store`: through the job store alone (one per call with WAVE calls in flight, group-committed;
+ *   or `bulk` per call): the pessimistic figure, storage only.
+ * Payloads are built before the clock starts.
  */
-async function createRate(jobpost: Jobpost, count: number, offset: number, bulk = 0): Promise<number> {
+async function createRate(jobpost: Jobpost, path: CreatePath, count: number, offset: number, bulk = 0): Promise<number> {
   const WAVE = 200
   const jobs = Array.from({ length: count }, (_, k) => benchJob(offset + k, Date.now()))
   const started = performance.now()
-  if (bulk) {
+  if (path === 'api') {
+    const hooks = jobpost.pluginHooks('bench')
+    const options = jobs.map((job) => ({
+      name: job.name,
+      type: job.state.type,
+      description: job.meta.description,
+      data: JSON.parse(job.meta.data!) as Record<string, unknown>,
+    }))
+    if (bulk) for (let i = 0; i < count; i += bulk) await hooks.enqueueJobs(options.slice(i, i + bulk))
+    else for (const option of options) await hooks.createJob(option)
+  } else if (bulk) {
     for (let i = 0; i < count; i += bulk) await jobpost.jobStore.insert(jobs.slice(i, i + bulk))
   } else {
     for (let i = 0; i < count; i += WAVE) await Promise.all(jobs.slice(i, i + WAVE).map((job) => jobpost.jobStore.insert([job])))
@@ -165,23 +186,26 @@ interface CreateFigures {
   overhead: number
 }
 
-async function measureCreates(bulk: number): Promise<CreateFigures> {
+async function measureCreates(path: CreatePath, bulk: number): Promise<CreateFigures> {
   const rounds: { withIndex: number[]; without: number[] } = { withIndex: [], without: [] }
+  const count = path === 'api' && !bulk ? Math.min(CREATES, 5000) : CREATES
+  const label = `${path === 'api' ? (bulk ? `enqueueJobs ×${bulk}` : 'createJob') : bulk ? `store ×${bulk}` : 'store, one per call'}`
   for (let round = 0; round < 3; round++) {
     for (const indexed of round % 2 ? [false, true] : [true, false]) {
       const jobpost = await openJobpost('fresh')
       await addUsers(jobpost)
       if (!indexed) await withoutSearchIndex(jobpost)
-      await createRate(jobpost, 2000, 0, bulk) // warm-up: statements prepared, pages in the cache
-      const rate = await createRate(jobpost, CREATES, 10_000, bulk)
+      await createRate(jobpost, path, 1000, 0, bulk) // warm-up: statements prepared, pages in the cache
+      const rate = await createRate(jobpost, path, count, 10_000, bulk)
       ;(indexed ? rounds.withIndex : rounds.without).push(rate)
-      console.log(`  ${bulk ? `bulk ${bulk}` : 'one per call'} ${indexed ? 'with' : 'without'} the index, round ${round + 1}: ${Math.round(rate)} jobs/s`)
+      console.log(`  ${label} ${indexed ? 'with' : 'without'} the index, round ${round + 1}: ${Math.round(rate)} jobs/s`)
       await jobpost.close()
     }
   }
-  if (!POSTGRES) for (const suffix of ['', '-wal', '-shm']) fs.rmSync(path.join(path.dirname(SQLITE_FILE), `bench-search-create-${process.pid}.sqlite${suffix}`), { force: true })
+  if (!POSTGRES) for (const suffix of ['', '-wal', '-shm']) fs.rmSync(path_.join(path_.dirname(SQLITE_FILE), `bench-search-create-${process.pid}.sqlite${suffix}`), { force: true })
   const withIndex = median(rounds.withIndex)
   const without = median(rounds.without)
+  console.log(`  → ${label}: ${Math.round(withIndex)} vs ${Math.round(without)} jobs/s: the index costs ${((1 - withIndex / without) * 100).toFixed(1)}%`)
   return { withIndex, without, overhead: 1 - withIndex / without }
 }
 
@@ -203,6 +227,15 @@ async function seed(jobpost: Jobpost): Promise<number> {
   if (POSTGRES) await jobpost.db.knex.raw('VACUUM ANALYZE')
   else await jobpost.db.knex.raw('ANALYZE')
   return JOBS / ((performance.now() - started) / 1000)
+}
+
+function printCreates(dialect: string, rows: [string, CreateFigures][]) {
+  if (!rows.length) return
+  console.log(`\n| ${dialect}, creates | with the index, jobs/s | without, jobs/s | cost of the index |`)
+  console.log('|---|---|---|---|')
+  for (const [label, f] of rows) {
+    console.log(`| ${label} | ${Math.round(f.withIndex).toLocaleString('en')} | ${Math.round(f.without).toLocaleString('en')} | ${(f.overhead * 100).toFixed(0)} % |`)
+  }
 }
 
 function median(values: number[]): number {
@@ -244,12 +277,19 @@ async function main() {
   const onlyCreates = process.env.SEARCH_BENCH_ONLY_CREATES === '1'
   console.log('1. Create throughput with and without the search index')
   const skipCreates = process.env.SEARCH_BENCH_SKIP_CREATES === '1'
-  const creates = skipCreates ? { withIndex: 0, without: 0, overhead: 0 } : await measureCreates(0)
-  console.log(`  → ${Math.round(creates.withIndex)} vs ${Math.round(creates.without)} jobs/s: the index costs ${(creates.overhead * 100).toFixed(1)}%`)
-  const bulkCreates = skipCreates ? { withIndex: 0, without: 0, overhead: 0 } : await measureCreates(1000)
-  console.log(`  → bulk: ${Math.round(bulkCreates.withIndex)} vs ${Math.round(bulkCreates.without)} jobs/s: the index costs ${(bulkCreates.overhead * 100).toFixed(1)}%`)
+  const createRows: [string, CreateFigures][] = []
+  if (!skipCreates) {
+    for (const [label, path, bulk] of [
+      ['hooks.createJob, one at a time', 'api', 0],
+      ['hooks.enqueueJobs, 1,000 per call', 'api', 1000],
+      ['job store alone, one per call (200 in flight)', 'store', 0],
+      ['job store alone, 1,000 per call', 'store', 1000],
+    ] as const) {
+      createRows.push([label, await measureCreates(path, bulk)])
+    }
+  }
 
-  if (onlyCreates) return
+  if (onlyCreates) return printCreates(dialect, createRows)
   console.log(`2. Seeding ${JOBS} jobs`)
   const jobpost = await openJobpost(POSTGRES ? 'bench' : 'bench')
   const seedRate = await seed(jobpost)
@@ -280,12 +320,11 @@ async function main() {
   console.log(`| ${dialect}, ${JOBS.toLocaleString('en')} jobs | matches | median ms | max ms | event loop held ms |`)
   console.log('|---|---|---|---|---|')
   for (const row of rows) console.log(`| ${row.what} | ${row.matches} | ${row.medianMs.toFixed(1)} | ${row.maxMs.toFixed(1)} | ${row.loopMaxMs.toFixed(1)} |`)
-  console.log(`\nCreates one per call: ${Math.round(creates.withIndex)} jobs/s with the index, ${Math.round(creates.without)} without (${(creates.overhead * 100).toFixed(1)}%).`)
-  console.log(`Creates 1,000 per call: ${Math.round(bulkCreates.withIndex)} jobs/s with the index, ${Math.round(bulkCreates.without)} without (${(bulkCreates.overhead * 100).toFixed(1)}%).`)
+  printCreates(dialect, createRows)
   if (seedRate) console.log(`Bulk seeding with the index: ${Math.round(seedRate)} jobs/s.`)
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
+if (process.argv[1] && import.meta.url === pathToFileURL(path_.resolve(process.argv[1])).href) {
   main().catch((error) => {
     console.error(error)
     process.exit(1)

@@ -37,14 +37,21 @@ import {
 } from './JobStore.js'
 import { searchTerms } from './search/sql.js'
 import { sqliteSearchCount, sqliteSearchList, type SqliteSearchIo } from './search/sqliteSearch.js'
-import { indexInsertedJob, mergeSearchIndex, reindexJob, touchesSearch } from './search/sqliteIndex.js'
+import { mergeSearchIndex, PendingSearchIndex, touchesSearch } from './search/sqliteIndex.js'
 import { SqliteSearchReader } from './search/sqliteReader.js'
 
 type Db = BetterSqlite3.Database
 type Statement = BetterSqlite3.Statement
 
 type Work =
-  | { kind: 'sync'; run(db: Db): unknown; resolve(value: unknown): void; reject(error: unknown): void }
+  | {
+      kind: 'sync'
+      run(db: Db): unknown
+      resolve(value: unknown): void
+      reject(error: unknown): void
+      /** Reads or deletes search index rows: the transaction's held index rows are written first. */
+      touchesIndex?: boolean
+    }
   | { kind: 'async'; run(db: Db, yieldLoop: () => Promise<void>): Promise<unknown>; resolve(value: unknown): void; reject(error: unknown): void }
 
 /** A transaction of queued work gives the connection back after this long (the loop's budget). */
@@ -73,15 +80,17 @@ export class SqliteJobStore implements JobStore {
   /** Rows per cleanup chunk, adapted to keep each one near DELETE_SLICE_MS. */
   private deleteChunk = 100
   private flushing = false
+  /** Index rows of the open transaction, written just before its COMMIT (search/sqliteIndex.ts). */
+  private readonly pendingIndex = new PendingSearchIndex()
 
   constructor(private readonly knex: Knex) {}
 
   // ------------------------------------------------------------------------------------------
   // The engine
 
-  private run<T>(work: (db: Db) => T): Promise<T> {
+  private run<T>(work: (db: Db) => T, touchesIndex = false): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ kind: 'sync', run: work, resolve: resolve as (value: unknown) => void, reject })
+      this.queue.push({ kind: 'sync', run: work, resolve: resolve as (value: unknown) => void, reject, touchesIndex })
       this.schedule()
     })
   }
@@ -128,14 +137,19 @@ export class SqliteJobStore implements JobStore {
     try {
       while (this.queue[0]?.kind === 'sync' && (done.length === 0 || performance.now() - started < SLICE_MS)) {
         const work = this.queue.shift() as Extract<Work, { kind: 'sync' }>
+        if (work.touchesIndex) this.flushIndex(db)
+        const mark = this.pendingIndex.mark()
         try {
           done.push({ work, value: db.transaction(() => work.run(db))() })
         } catch (error) {
+          this.pendingIndex.rollbackTo(mark)
           failed.push({ work, error })
         }
       }
+      this.flushIndex(db)
       db.exec('COMMIT')
     } catch (error) {
+      this.pendingIndex.clear()
       if (db.inTransaction) db.exec('ROLLBACK')
       for (const { work } of [...done, ...failed]) work.reject(error)
       return
@@ -148,12 +162,19 @@ export class SqliteJobStore implements JobStore {
     db.exec('BEGIN IMMEDIATE')
     try {
       const value = await work.run(db, () => new Promise((resolve) => setImmediate(resolve)))
+      this.flushIndex(db)
       db.exec('COMMIT')
       work.resolve(value)
     } catch (error) {
+      this.pendingIndex.clear()
       if (db.inTransaction) db.exec('ROLLBACK')
       work.reject(error)
     }
+  }
+
+  /** Writes the held index rows of the open transaction (outside any savepoint). */
+  private flushIndex(db: Db) {
+    this.pendingIndex.flush((sql) => this.statement(db, sql))
   }
 
   /** Resolves when nothing is queued or under way. */
@@ -233,7 +254,7 @@ export class SqliteJobStore implements JobStore {
     all: (sql, values) => {
       const reader = this.searchReader()
       if (reader) return reader.all(sql, values)
-      return this.run((db) => this.statement(db, sql).all(...values) as Record<string, unknown>[])
+      return this.run((db) => this.statement(db, sql).all(...values) as Record<string, unknown>[], true)
     },
     read: (postIds) => this.getByPostIds(postIds),
     offLoop: () => this.searchReader() !== null,
@@ -308,7 +329,7 @@ export class SqliteJobStore implements JobStore {
       const postId = Number(post.run(job.name, job.jobId, created, created).lastInsertRowid)
       state.run(postId, ...insertValues(job))
       for (const [key, value] of Object.entries(job.meta)) meta.run(postId, key, value)
-      indexInsertedJob((sql) => this.statement(db, sql), postId, job.name, job.meta)
+      this.pendingIndex.insert(postId, job.name, job.meta)
       return postId
     })
   }
@@ -320,6 +341,7 @@ export class SqliteJobStore implements JobStore {
       for (let i = 0; i < jobs.length; i += INSERT_CHUNK) {
         if (i > 0) await yieldLoop()
         ids.push(...this.insertRows(db, jobs.slice(i, i + INSERT_CHUNK)))
+        this.flushIndex(db)
       }
       return ids
     })
@@ -350,7 +372,7 @@ export class SqliteJobStore implements JobStore {
       | undefined
     if (!row) return null
     this.writeMeta(db, change.postId, change.meta)
-    if (touchesSearch(change.meta)) reindexJob((sql) => this.statement(db, sql), change.postId)
+    if (touchesSearch(change.meta)) this.pendingIndex.change(change.postId)
     return stateFromRow(row)
   }
 
@@ -461,6 +483,7 @@ export class SqliteJobStore implements JobStore {
           db,
           `DELETE FROM posts WHERE id = ? AND EXISTS (SELECT 1 FROM job_state WHERE post_id = ? AND status IN (SELECT value FROM json_each(?)))`,
         ).run(postId, postId, JSON.stringify(statuses)).changes === 1,
+      true,
     )
   }
 
@@ -485,7 +508,7 @@ export class SqliteJobStore implements JobStore {
           ).run(status, cutoff, want - n).changes
         }
         return { n, ms: performance.now() - started }
-      })
+      }, true)
       deleted += n
       if (n < want) break
       if (ms < DELETE_SLICE_MS / 3) this.deleteChunk = Math.min(MAX_DELETE_CHUNK, this.deleteChunk * 2)
