@@ -10,6 +10,7 @@ import * as jobLogs from './007_job_logs.js'
 import * as runtimeOutbox from './009_runtime_outbox.js'
 import * as queueOrder from './010_queue_order.js'
 import * as listSortIndexes from './011_list_sort_indexes.js'
+import * as jobSearchPending from './012_job_search_pending.js'
 
 /** Every migration, in order. Listed explicitly so the same list runs from source, tests and CLI. */
 const MIGRATIONS: Record<string, Knex.Migration> = {
@@ -24,6 +25,7 @@ const MIGRATIONS: Record<string, Knex.Migration> = {
   '009_runtime_outbox': runtimeOutbox,
   '010_queue_order': queueOrder,
   '011_list_sort_indexes': listSortIndexes,
+  '012_job_search_pending': jobSearchPending,
 }
 
 export const migrationSource: Knex.MigrationSource<string> = {

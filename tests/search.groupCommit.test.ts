@@ -7,13 +7,15 @@ import { createDatabase, type Database } from '../core/db/createDatabase.js'
 import { createJobStore } from '../core/store/jobs/index.js'
 import type { JobListQuery, JobStore, NewJob } from '../core/store/jobs/JobStore.js'
 import { ownerScope } from '../core/store/jobs/jobSql.js'
+import { DIRECT_ROWS, PENDING_LIMIT } from '../core/store/jobs/search/sqliteIndex.js'
 import { migrateLatest } from '../migrations/index.js'
 
 /**
  * The SQLite job store writes a transaction's search index rows after its savepoints, just
  * before COMMIT (search/sqliteIndex.ts PendingSearchIndex): what a group commit of one turn does
  * to the index when one of its pieces fails, when a job is deleted or changed in the same turn,
- * and when a search runs in that turn.
+ * and when a search runs in that turn. Then the pending list (migrations/012): rows of small
+ * transactions wait there, searches find them there, and they move into FTS5 unchanged.
  */
 const T0 = Date.parse('2026-06-01T00:00:00.000Z')
 
@@ -52,8 +54,16 @@ for (const where of ['memory', 'file'] as const) {
       if (dir) fs.rmSync(dir, { recursive: true, force: true })
     })
 
-    /** Rows the FTS5 table holds (its docsize table has one per indexed job). */
-    const indexRows = async () => Number(((await db.knex.raw('SELECT COUNT(*) AS n FROM job_search_docsize')) as { n: number }[])[0]!.n)
+    /**
+     * Jobs the index holds a row of: in the FTS5 table (its docsize table has one per job) or only
+     * in the pending list (a pending row that `replaces` has one in FTS5 too).
+     */
+    const indexRows = async () =>
+      Number(
+        ((await db.knex.raw(
+          `SELECT (SELECT COUNT(*) FROM job_search_docsize) + (SELECT COUNT(*) FROM job_search_pending WHERE replaces = 0) AS n`,
+        )) as { n: number }[])[0]!.n,
+      )
     const jobRows = async () => Number(((await db.knex.raw('SELECT COUNT(*) AS n FROM job_state')) as { n: number }[])[0]!.n)
     const names = async (search: string) => (await store.list(searchFor(search))).jobs.map((job) => job.name)
 
@@ -91,6 +101,49 @@ for (const where of ['memory', 'file'] as const) {
       const searched = created.then(() => names('okapi'))
       await Promise.all([change, created])
       expect((await searched).sort()).toEqual(['delta job', 'epsilon okapi'])
+      expect(await indexRows()).toBe(await jobRows())
+    })
+
+    const pendingRows = async () => Number(((await db.knex.raw('SELECT COUNT(*) AS n FROM job_search_pending')) as { n: number }[])[0]!.n)
+    const total = (search: string) => store.count({ search }, 10_000)
+
+    it('finds a pending row, an older row a pending change replaces never, and the same after the move', async () => {
+      await store.maintain() // start from an empty pending list
+      const [kept] = await store.insert([newJob('pending ibis', {}, { data: '{"colour":"scarlet"}' })])
+      const [changed] = await store.insert([newJob('pending heron', {}, { data: '{"colour":"grey"}' })])
+      expect(await pendingRows()).toBe(2)
+      await store.maintain() // both into FTS5
+      expect(await pendingRows()).toBe(0)
+      // The change writes a pending row that replaces heron's FTS5 row.
+      await store.change({ postId: changed!, from: ['pending'], set: {}, meta: { data: '{"colour":"white"}' } }, T0 + 1)
+      expect(await pendingRows()).toBe(1)
+      const check = async () => {
+        expect(await names('grey')).toEqual([])
+        expect(await total('grey')).toBe(0)
+        expect(await names('white')).toEqual(['pending heron'])
+        expect((await names('pending')).sort()).toEqual(['pending heron', 'pending ibis'])
+        expect(await total('pending')).toBe(2)
+        expect((await store.list({ ...searchFor('scarlet'), dataFilters: [{ path: 'colour', value: 'scarlet' }] })).jobs.map((job) => job.state.postId)).toEqual([kept])
+        expect((await store.list({ ...searchFor('pen'), dataFilters: [{ path: 'colour', value: 'white' }] })).jobs.map((job) => job.state.postId)).toEqual([changed])
+        expect(await store.count({ dataFilters: [{ path: 'colour', value: 'grey' }] }, 10_000)).toBe(0)
+      }
+      await check()
+      await store.maintain()
+      expect(await pendingRows()).toBe(0)
+      await check()
+      expect(await indexRows()).toBe(await jobRows())
+    })
+
+    it(`moves the pending rows into FTS5 past ${PENDING_LIMIT}, and with any transaction of ${DIRECT_ROWS} rows or more`, async () => {
+      await store.maintain()
+      for (let i = 0; i <= PENDING_LIMIT; i++) await store.insert([newJob(`single oryx ${i}`)])
+      // The transaction that passed the limit moved them all.
+      expect(await pendingRows()).toBe(0)
+      await store.insert([newJob('lone oryx')])
+      expect(await pendingRows()).toBe(1)
+      await store.insert(Array.from({ length: DIRECT_ROWS }, (_, i) => newJob(`herd oryx ${i}`)))
+      expect(await pendingRows()).toBe(0)
+      expect(await total('oryx')).toBe(PENDING_LIMIT + 2 + DIRECT_ROWS)
       expect(await indexRows()).toBe(await jobRows())
     })
 

@@ -37,7 +37,7 @@ import {
 } from './JobStore.js'
 import { searchTerms } from './search/sql.js'
 import { sqliteSearchCount, sqliteSearchList, type SqliteSearchIo } from './search/sqliteSearch.js'
-import { mergeSearchIndex, PendingSearchIndex, touchesSearch } from './search/sqliteIndex.js'
+import { maintainSearchIndex, PendingSearchIndex, touchesSearch } from './search/sqliteIndex.js'
 import { SqliteSearchReader } from './search/sqliteReader.js'
 
 type Db = BetterSqlite3.Database
@@ -549,7 +549,7 @@ export class SqliteJobStore implements JobStore {
 
   /** Housekeeping: a bounded step of merging the search index's segments (search/sqliteIndex.ts). */
   maintain(): Promise<void> {
-    return this.run((db) => void mergeSearchIndex((sql) => this.statement(db, sql)))
+    return this.run((db) => void maintainSearchIndex((sql) => this.statement(db, sql)))
   }
 
   async close(): Promise<void> {

@@ -127,20 +127,56 @@ function flatten(json: string, body: string[], kv: string[] | null): void {
 
 /** The document of a job from its name and meta rows (absent keys: not set). */
 export function searchDocument(name: string, meta: Readonly<Record<string, string | null | undefined>>): SearchDocument {
-  const body: string[] = [name]
   const kv: string[] = []
+  return { body: searchTexts(name, meta, kv).join(' \n '), kv: kv.join(' ') }
+}
+
+/** The texts a job's words come from (each cut), and its data tokens into `kv`. */
+function searchTexts(name: string, meta: Readonly<Record<string, string | null | undefined>>, kv: string[]): string[] {
+  const body: string[] = [name]
   const description = meta.description
   if (description) body.push(description.slice(0, INDEXED_FIELD_CHARS))
   const error = meta.error_message
   if (error) body.push(error.slice(0, INDEXED_FIELD_CHARS))
   if (meta.data != null) flatten(meta.data, body, kv)
   if (meta.result != null) flatten(meta.result, body, null)
-  return { body: body.join(' \n '), kv: kv.join(' ') }
+  return body
 }
 
 /** PostgreSQL lexemes longer than this are not indexed (the tsvector limit is 2,047 bytes). */
 const MAX_LEXEME_BYTES = 2000
 const WORD = /[\p{L}\p{N}]+/gu
+
+/** Adds the lowercase words of a text (runs of letters and digits, as query.ts splits a query). */
+function addWords(text: string, words: Set<string>): void {
+  // ASCII (most payloads): the same words, without normalising or lowercasing word by word.
+  if (ASCII.test(text)) {
+    for (const word of text.toLowerCase().match(ASCII_WORD) ?? []) words.add(word)
+    return
+  }
+  for (const word of text.normalize('NFC').match(WORD) ?? []) words.add(word.toLowerCase())
+}
+const ASCII = /^[\x00-\x7f]*$/
+const ASCII_WORD = /[a-z0-9]+/g
+
+function distinctWords(text: string): Set<string> {
+  const words = new Set<string>()
+  addWords(text, words)
+  return words
+}
+
+/**
+ * The SQLite index row of a job (FTS5 `job_search`, or `job_search_pending` until it moves
+ * there; migrations/012): its distinct words and its distinct data tokens, each list between
+ * single spaces with a space at each end, so that a pending row matches a word prefix with
+ * `instr(body, ' ' || word)` and a token with `instr(kv, ' ' || token || ' ')`, as FTS5 would.
+ */
+export function sqliteSearchRow(name: string, meta: Readonly<Record<string, string | null | undefined>>): SearchDocument {
+  const kv: string[] = []
+  const words = distinctWords(searchTexts(name, meta, kv).join(' '))
+  const tokens = new Set(kv)
+  return { body: words.size ? ` ${[...words].join(' ')} ` : ' ', kv: tokens.size ? ` ${[...tokens].join(' ')} ` : ' ' }
+}
 
 /**
  * The PostgreSQL index row of a job (migrations/008_job_search.ts), built by the job store in
@@ -150,11 +186,7 @@ const WORD = /[\p{L}\p{N}]+/gu
  */
 export function postgresSearchRow(name: string, meta: Readonly<Record<string, string | null | undefined>>): { tsv: string; kv: string[] } {
   const { body } = searchDocument(name, meta)
-  const words = new Set<string>()
-  for (const word of body.normalize('NFC').match(WORD) ?? []) {
-    const lower = word.toLowerCase()
-    if (Buffer.byteLength(lower) <= MAX_LEXEME_BYTES) words.add(lower)
-  }
+  const words = [...distinctWords(body)].filter((word) => word.length * 3 <= MAX_LEXEME_BYTES || Buffer.byteLength(word) <= MAX_LEXEME_BYTES)
   const kv = new Set<string>()
   if (meta.data != null) {
     let parsed: unknown
@@ -165,7 +197,7 @@ export function postgresSearchRow(name: string, meta: Readonly<Record<string, st
     }
     collectPaths(parsed, '', kv)
   }
-  return { tsv: [...words].map((word) => `'${word}'`).join(' '), kv: [...kv] }
+  return { tsv: words.map((word) => `'${word}'`).join(' '), kv: [...kv] }
 }
 
 function collectPaths(value: unknown, path: string, out: Set<string>): void {

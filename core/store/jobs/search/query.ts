@@ -100,6 +100,23 @@ export function sqliteMatch(words: readonly string[], filters: readonly DataFilt
   return parts.length ? parts.join(' AND ') : null
 }
 
+/**
+ * The same match over a pending index row `p` (migrations/012; rows written as
+ * document.ts sqliteSearchRow writes them): every word a prefix of one of its words, one token of
+ * each filter among its tokens.
+ */
+export function sqlitePendingMatch(words: readonly string[], filters: readonly DataFilter[]): { sql: string[]; values: unknown[] } {
+  const sql: string[] = []
+  const values: unknown[] = []
+  for (const word of words) sql.push('instr(p.body, ?) > 0'), values.push(` ${word}`)
+  for (const filter of filters) {
+    const tokens = sqliteKvTokens(filter)
+    sql.push(`(${tokens.map(() => 'instr(p.kv, ?) > 0').join(' OR ')})`)
+    values.push(...tokens.map((token) => ` ${token} `))
+  }
+  return { sql, values }
+}
+
 /** The tsquery (to_tsquery('simple', …)) of the words: `a:* & b:*`. */
 export function postgresTsQuery(words: readonly string[]): string | null {
   return words.length ? words.map((word) => `${word}:*`).join(' & ') : null

@@ -7,6 +7,7 @@ import {
   postgresTsQuery,
   sqliteJsonPath,
   sqliteMatch,
+  sqlitePendingMatch,
   type DataFilter,
 } from './query.js'
 
@@ -60,14 +61,38 @@ export function dataCheckSql(dialect: Dialect, filters: readonly DataFilter[]): 
   return { sql, values }
 }
 
+/**
+ * SQLite: the post ids whose index row matches, as a compound SELECT of one column `id`: the
+ * FTS5 table's rows (but those a pending row replaces) and the pending rows
+ * (migrations/012_job_search_pending.ts). `range`, a condition on the id given as a function of
+ * its column, restricts both parts. Append `ORDER BY 1 DESC LIMIT ?` for the newest: SQLite
+ * merges the two ordered parts, FTS5 reading its doclist in rowid order and stopping early.
+ */
+export function sqliteMatchedIds(
+  terms: SearchTerms,
+  range?: { sql: (column: string) => string; values: unknown[] },
+): { sql: string; values: unknown[] } {
+  const pending = sqlitePendingMatch(terms.words, terms.filters)
+  const inIndex = range ? ` AND ${range.sql('rowid')}` : ''
+  const inPending = range ? ` AND ${range.sql('p.post_id')}` : ''
+  return {
+    sql: `SELECT rowid AS id FROM job_search WHERE job_search MATCH ?${inIndex}
+            AND rowid NOT IN (SELECT post_id FROM job_search_pending WHERE replaces = 1)
+          UNION ALL
+          SELECT p.post_id AS id FROM job_search_pending p WHERE ${pending.sql.join(' AND ')}${inPending}`,
+    values: [sqliteMatch(terms.words, terms.filters), ...(range?.values ?? []), ...pending.values, ...(range?.values ?? [])],
+  }
+}
+
 /** Index membership and exact checks of a search, as conditions over `j`. */
 export function searchFilterSql(dialect: Dialect, terms: SearchTerms): { sql: string[]; values: unknown[] } {
   if (matchesNothing(terms)) return { sql: ['1 = 0'], values: [] }
   const sql: string[] = []
   const values: unknown[] = []
   if (dialect === 'sqlite') {
-    sql.push('j.post_id IN (SELECT rowid FROM job_search WHERE job_search MATCH ?)')
-    values.push(sqliteMatch(terms.words, terms.filters))
+    const matched = sqliteMatchedIds(terms)
+    sql.push(`j.post_id IN (${matched.sql})`)
+    values.push(...matched.values)
   } else {
     const index: string[] = []
     const tsquery = postgresTsQuery(terms.words)

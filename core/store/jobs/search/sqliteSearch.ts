@@ -2,7 +2,7 @@ import { JOB_STATUSES } from '../../../contract.js'
 import { filterSql, listSql, sortOf } from '../jobSql.js'
 import type { JobListPage, JobListQuery, StoredJob } from '../JobStore.js'
 import { sqliteMatch } from './query.js'
-import { dataCheckSql, matchesNothing, type SearchTerms } from './sql.js'
+import { dataCheckSql, matchesNothing, sqliteMatchedIds, type SearchTerms } from './sql.js'
 
 /**
  * Searches on SQLite, where every statement runs on the event loop: each one is bounded, and
@@ -52,10 +52,9 @@ export async function sqliteSearchList(query: JobListQuery, terms: SearchTerms, 
   const match = sqliteMatch(terms.words, terms.filters)
   if (matchesNothing(terms) || match === null) return { jobs: [], total: 0 }
   // The newest matches (by post id), one index statement: a common prefix is merged once here.
-  const newest = (await io.all(`SELECT rowid AS id FROM job_search WHERE job_search MATCH ? ORDER BY rowid DESC LIMIT ?`, [match, RARE_MATCHES + 1])).map(
-    (row) => Number(row.id),
-  )
-  const ids = newest.length <= RARE_MATCHES ? await fromMatches(query, terms, newest, io) : await walk(query, terms, match, newest, io)
+  const matched = sqliteMatchedIds(terms)
+  const newest = (await io.all(`${matched.sql} ORDER BY 1 DESC LIMIT ?`, [...matched.values, RARE_MATCHES + 1])).map((row) => Number(row.id))
+  const ids = newest.length <= RARE_MATCHES ? await fromMatches(query, terms, newest, io) : await walk(query, terms, newest, io)
   return { jobs: await io.read(ids), total: null }
 }
 
@@ -85,7 +84,7 @@ async function fromMatches(query: JobListQuery, terms: SearchTerms, matches: num
  * the known matches (`newest`, every match down to there) is a hit when it is one of them; rows
  * below it (an old job, another sort) are looked up in the index over their slice's id range.
  */
-async function walk(query: JobListQuery, terms: SearchTerms, match: string, newest: number[], io: SqliteSearchIo): Promise<number[]> {
+async function walk(query: JobListQuery, terms: SearchTerms, newest: number[], io: SqliteSearchIo): Promise<number[]> {
   const { desc } = sortOf(query.sort)
   const dir = desc ? 'DESC' : 'ASC'
   const want = query.offset + query.limit
@@ -110,10 +109,9 @@ async function walk(query: JobListQuery, terms: SearchTerms, match: string, newe
     let older = new Set<number>()
     if (below.length) {
       // Only the slice's rows come back (the index's matches over the range stay in SQL).
-      const found = await io.all(
-        `SELECT value AS id FROM json_each(?) WHERE value IN (SELECT rowid FROM job_search WHERE job_search MATCH ? AND rowid BETWEEN ? AND ?)`,
-        [JSON.stringify(below), match, below.reduce((a, b) => Math.min(a, b)), below.reduce((a, b) => Math.max(a, b))],
-      )
+      const range = [below.reduce((a, b) => Math.min(a, b)), below.reduce((a, b) => Math.max(a, b))]
+      const inSlice = sqliteMatchedIds(terms, { sql: (id) => `${id} BETWEEN ? AND ?`, values: range })
+      const found = await io.all(`SELECT value AS id FROM json_each(?) WHERE value IN (${inSlice.sql})`, [JSON.stringify(below), ...inSlice.values])
       older = new Set(found.map((row) => Number(row.id)))
     }
     for (const row of rows) {
@@ -140,11 +138,12 @@ export async function sqliteSearchCount(query: Filters, terms: SearchTerms, cap:
   let counted = 0
   let below = Number.MAX_SAFE_INTEGER
   for (;;) {
+    const slice = sqliteMatchedIds(terms, { sql: (id) => `${id} < ?`, values: [below] })
     const [row] = await io.all(
-      `SELECT COUNT(*) AS seen, MIN(c.rid) AS low, COALESCE(SUM(CASE WHEN ${pass} THEN 1 ELSE 0 END), 0) AS n
-       FROM (SELECT rowid AS rid FROM job_search WHERE job_search MATCH ? AND rowid < ? ORDER BY rowid DESC LIMIT ?) c
-       LEFT JOIN job_state j ON j.post_id = c.rid`,
-      [...statuses.values, ...filters.values, match, below, countSlice],
+      `SELECT COUNT(*) AS seen, MIN(c.id) AS low, COALESCE(SUM(CASE WHEN ${pass} THEN 1 ELSE 0 END), 0) AS n
+       FROM (${slice.sql} ORDER BY 1 DESC LIMIT ?) c
+       LEFT JOIN job_state j ON j.post_id = c.id`,
+      [...statuses.values, ...filters.values, ...slice.values, countSlice],
     )
     counted += Number(row?.n ?? 0)
     if (counted >= cap || Number(row?.seen ?? 0) < countSlice) return Math.min(counted, cap)
