@@ -107,7 +107,8 @@ export class JobQueries {
       jobs: query.search !== undefined || query.dataFilters
         ? jobs.map((record) => ({ ...toPublicJob(record), matches: findMatches(record, query.search, query.dataFilters) }))
         : jobs.map(toPublicJob),
-      total: counted.total,
+      // An incomplete count still knows the jobs up to this page.
+      total: counted.capped ? Math.max(counted.total, Math.min(offset + jobs.length, MAX_COUNTED_TOTAL)) : counted.total,
       limit,
       offset: after ? 0 : offset,
       ...(counted.capped ? { totalCapped: true } : {}),
@@ -123,8 +124,8 @@ export class JobQueries {
         .reduce((sum, row) => sum + Number(row.n), 0)
       return { total, capped: false }
     }
-    const n = await this.store.count(query, MAX_COUNTED_TOTAL + 1)
-    return n > MAX_COUNTED_TOTAL ? { total: MAX_COUNTED_TOTAL, capped: true } : { total: n, capped: false }
+    const { n, complete } = await this.store.count(query, MAX_COUNTED_TOTAL + 1)
+    return n > MAX_COUNTED_TOTAL ? { total: MAX_COUNTED_TOTAL, capped: true } : { total: n, capped: !complete }
   }
 
   /** Counts from the counters (O(types)), timings and throughput from the per-minute counters. */
@@ -197,7 +198,7 @@ export class JobQueries {
     ]
     const pages = await Promise.all(parts.map((part) => this.store.list(part)))
     const totals = await Promise.all(
-      pages.map((page, index) => (page.jobs.length < limit ? page.jobs.length : this.store.count(parts[index]!, MAX_COUNTED_TOTAL))),
+      pages.map(async (page, index) => (page.jobs.length < limit ? page.jobs.length : (await this.store.count(parts[index]!, MAX_COUNTED_TOTAL)).n)),
     )
     const jobs = pages
       .flatMap((page) => page.jobs)

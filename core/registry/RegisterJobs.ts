@@ -112,13 +112,13 @@ export class RegisterJobs extends JobQueries {
     this.logger = options.logger
     this.queueDefaults = options.queueDefaults ?? (() => undefined)
     this.leaseMs = options.leaseMs ?? 30_000
-    if (this.store.dialect === 'postgres') {
-      // Counter deltas are folded into their totals in the background (cheap; one instance at a time).
-      this.maintenanceTimer = setInterval(() => {
-        this.store.maintain().catch((error) => this.logger.warn({ err: error }, 'Could not fold the job counters'))
-      }, MAINTENANCE_INTERVAL_MS)
-      this.maintenanceTimer.unref()
-    }
+    // The store's housekeeping in the background, a bounded step a second: PostgreSQL folds counter
+    // deltas into their totals (one instance at a time); SQLite moves the search index's pending
+    // rows into FTS5 and merges a few of its segments.
+    this.maintenanceTimer = setInterval(() => {
+      this.store.maintain().catch((error) => this.logger.warn({ err: error }, 'Could not run the job store maintenance'))
+    }, MAINTENANCE_INTERVAL_MS)
+    this.maintenanceTimer.unref()
   }
 
   setQueueDefaults(lookup: (type: string) => QueueDefaults | undefined): void {
@@ -681,7 +681,7 @@ export class RegisterJobs extends JobQueries {
     }
   }
 
-  /** Housekeeping of the store (PostgreSQL folds counter deltas); for a background timer. */
+  /** Housekeeping of the store (see the constructor's timer); tests call it to run it now. */
   maintain(): Promise<void> {
     return this.store.maintain()
   }

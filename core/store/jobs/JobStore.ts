@@ -136,6 +136,12 @@ export interface JobListPage {
   total: number | null
 }
 
+export interface CountResult {
+  n: number
+  /** False: counting stopped early (a search over its budget); at least `n` match. */
+  complete: boolean
+}
+
 export interface CountRow {
   type: string
   status: JobStatus
@@ -186,8 +192,11 @@ export interface JobStore {
   /** Many jobs by jobId in one read (unknown ids are left out). */
   getByJobIds(jobIds: readonly string[]): Promise<StoredJob[]>
   list(query: JobListQuery): Promise<JobListPage>
-  /** How many jobs match (stops counting past `cap`). */
-  count(query: Omit<JobListQuery, 'sort' | 'limit' | 'offset' | 'after'>, cap: number): Promise<number>
+  /**
+   * How many jobs match, at most `cap`. A search may stop before it knows (`complete: false`,
+   * then at least `n` match) when counting further would cost more than a page is allowed to.
+   */
+  count(query: Omit<JobListQuery, 'sort' | 'limit' | 'offset' | 'after'>, cap: number): Promise<CountResult>
   /** Counters of one scope (`''` all jobs, `u:<id>`, `p:<source>`): O(types × statuses). */
   counts(scope: string): Promise<CountRow[]>
   /** Per-minute created/finished counters of one scope since `since` (ms), oldest first. */

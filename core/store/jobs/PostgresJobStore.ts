@@ -19,6 +19,7 @@ import { queueOrderSql } from '../../registry/queueOrder.js'
 import {
   FINAL_STATUSES_LIST,
   type ClaimRequest,
+  type CountResult,
   type CountRow,
   type JobChange,
   type JobCompletion,
@@ -183,12 +184,12 @@ export class PostgresJobStore implements JobStore {
     return { jobs: rows.map((row) => this.toStored(row)), total: null }
   }
 
-  async count(query: Omit<JobListQuery, 'sort' | 'limit' | 'offset' | 'after'>, cap: number): Promise<number> {
+  async count(query: Omit<JobListQuery, 'sort' | 'limit' | 'offset' | 'after'>, cap: number): Promise<CountResult> {
     const terms = searchTerms(query)
     const few = terms ? await postgresFewMatches(terms, (sql, values) => this.query(sql, values)) : null
     const { sql, values } = terms && few ? postgresCountOf(query, terms, few) : countSql(query, cap, 'postgres')
     const [row] = await this.query<{ n: string }>(sql, values)
-    return Number(row?.n ?? 0)
+    return { n: Number(row?.n ?? 0), complete: true }
   }
 
   async counts(scope: string): Promise<CountRow[]> {

@@ -20,6 +20,7 @@ import { queueOrderSql } from '../../registry/queueOrder.js'
 import {
   FINAL_STATUSES_LIST,
   type ClaimRequest,
+  type CountResult,
   type CountRow,
   type JobChange,
   type JobCompletion,
@@ -36,7 +37,7 @@ import {
   type StoredJob,
 } from './JobStore.js'
 import { searchTerms } from './search/sql.js'
-import { sqliteSearchCount, sqliteSearchList, type SqliteSearchIo } from './search/sqliteSearch.js'
+import { SEARCH_LIMITS, sqliteSearchCount, sqliteSearchList, type SearchLimits, type SqliteSearchIo } from './search/sqliteSearch.js'
 import { maintainSearchIndex, PendingSearchIndex, touchesSearch } from './search/sqliteIndex.js'
 import { SqliteSearchReader } from './search/sqliteReader.js'
 
@@ -83,7 +84,23 @@ export class SqliteJobStore implements JobStore {
   /** Index rows of the open transaction, written just before its COMMIT (search/sqliteIndex.ts). */
   private readonly pendingIndex = new PendingSearchIndex()
 
-  constructor(private readonly knex: Knex) {}
+  /** `searchLimits`: the search plans' thresholds (search/sqliteSearch.ts), smaller in tests. */
+  constructor(
+    private readonly knex: Knex,
+    options: { searchLimits?: SearchLimits } = {},
+  ) {
+    this.searchIo = {
+      all: (sql, values) => {
+        const reader = this.searchReader()
+        if (reader) return reader.all(sql, values)
+        return this.run((db) => this.statement(db, sql).all(...values) as Record<string, unknown>[], true)
+      },
+      read: (postIds) => this.getByPostIds(postIds),
+      offLoop: () => this.searchReader() !== null,
+      counts: (scope) => this.counts(scope),
+      limits: options.searchLimits ?? SEARCH_LIMITS,
+    }
+  }
 
   // ------------------------------------------------------------------------------------------
   // The engine
@@ -250,15 +267,7 @@ export class SqliteJobStore implements JobStore {
   }
 
   /** A search's statements, each in its own turn of the queue (search/sqliteSearch.ts). */
-  private readonly searchIo: SqliteSearchIo = {
-    all: (sql, values) => {
-      const reader = this.searchReader()
-      if (reader) return reader.all(sql, values)
-      return this.run((db) => this.statement(db, sql).all(...values) as Record<string, unknown>[], true)
-    },
-    read: (postIds) => this.getByPostIds(postIds),
-    offLoop: () => this.searchReader() !== null,
-  }
+  private readonly searchIo: SqliteSearchIo
   private reader: SqliteSearchReader | null | undefined
 
   /** A file database's searches run on a reader in a worker thread (search/sqliteReader.ts). */
@@ -280,11 +289,11 @@ export class SqliteJobStore implements JobStore {
     })
   }
 
-  count(query: Omit<JobListQuery, 'sort' | 'limit' | 'offset' | 'after'>, cap: number): Promise<number> {
+  count(query: Omit<JobListQuery, 'sort' | 'limit' | 'offset' | 'after'>, cap: number): Promise<CountResult> {
     const terms = searchTerms(query)
     if (terms) return sqliteSearchCount(query, terms, cap, this.searchIo)
     const { sql, values } = countSql(query, cap)
-    return this.run((db) => Number((this.statement(db, sql).get(...values) as { n: number }).n))
+    return this.run((db) => ({ n: Number((this.statement(db, sql).get(...values) as { n: number }).n), complete: true }))
   }
 
   counts(scope: string): Promise<CountRow[]> {

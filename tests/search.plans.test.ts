@@ -1,0 +1,147 @@
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { v4 as uuidv4 } from 'uuid'
+import type { JobSort, JobStatus } from '../core/contract.js'
+import { createDatabase, type Database } from '../core/db/createDatabase.js'
+import type { JobListQuery, NewJob } from '../core/store/jobs/JobStore.js'
+import { ownerScope } from '../core/store/jobs/jobSql.js'
+import { SqliteJobStore } from '../core/store/jobs/SqliteJobStore.js'
+import { sqliteSearchRow } from '../core/store/jobs/search/document.js'
+import { searchWords } from '../core/store/jobs/search/query.js'
+import type { SearchLimits } from '../core/store/jobs/search/sqliteSearch.js'
+import { migrateLatest } from '../migrations/index.js'
+
+/**
+ * Every plan a SQLite search can take (search/sqliteSearch.ts: the few known matches, the walk
+ * over the known set, the filter-driven statement, the walk with index lookups below the known
+ * matches, and for totals the index count, the filter-driven count and the budgeted walk) gives
+ * the page a brute-force reading of every job gives, on a database small enough to read whole,
+ * with thresholds small enough that each plan is taken. A total is exact when complete, else a
+ * lower bound.
+ */
+const LIMITS: SearchLimits = {
+  rareMatches: 20,
+  newestShared: 60,
+  walkSlice: 50,
+  countSlice: 40,
+  countBudget: 150,
+  filterDrivenMax: 300,
+  filterDrivenMatches: 700,
+}
+const JOBS = 2400
+const T0 = Date.parse('2026-06-01T00:00:00.000Z')
+
+function job(i: number): NewJob {
+  const createdBy = i % 17 === 0 ? 1 : i % 5 === 1 ? 2 : null
+  const status: JobStatus = i % 13 === 0 ? 'failed' : i % 3 === 0 ? 'completed' : i % 7 === 0 ? 'cancelled' : 'pending'
+  const words = [i % 2 === 0 ? 'alpha' : '', i % 6 === 0 ? 'beta' : '', i % 100 === 0 ? 'gamma' : '', `delta${i % 7}`, `omega${i}`]
+  return {
+    jobId: uuidv4(),
+    name: `Job ${i}`,
+    meta: { data: JSON.stringify({ note: words.filter(Boolean).join(' '), shop: `shop-${i % 10}`, order: { id: i } }) },
+    state: {
+      type: `t${i % 4}`, status, queued: true, delayed: false, priority: i % 5, runAt: T0 + ((i * 7919) % JOBS) * 1000, attempts: 0,
+      maxAttempts: 3, attemptToken: null, lockedUntil: null, progress: 0, timeoutMs: null, showNotification: true, createdBy,
+      owner: ownerScope(createdBy, 'plans'), source: 'plans', parentJobId: null, pausedFrom: null,
+      // A few share a creation time (ties are ordered by post id).
+      createdAt: T0 + Math.floor(i / 3) * 1000, updatedAt: T0, startedAt: null, completedAt: null,
+    },
+  }
+}
+
+type Query = Omit<JobListQuery, 'sort' | 'limit' | 'offset' | 'after'>
+
+const SORT_KEY: Record<string, (state: NewJob['state']) => number> = {
+  createdAt: (state) => state.createdAt,
+  priority: (state) => state.priority,
+  runAt: (state) => state.runAt,
+}
+
+for (const where of ['memory', 'file'] as const) {
+  describe(`SQLite search plans agree with reading every job (${where})`, () => {
+    let db: Database
+    let store: SqliteJobStore
+    let dir = ''
+    const jobs: (NewJob & { postId: number; words: string[] })[] = []
+    const statements: string[] = []
+
+    beforeAll(async () => {
+      dir = fs.mkdtempSync(path.join(os.tmpdir(), 'jobpost-search-plans-'))
+      db = await createDatabase({ dialect: 'sqlite', filename: where === 'file' ? path.join(dir, 'jobs.sqlite') : ':memory:' })
+      await migrateLatest(db.knex)
+      for (const id of [1, 2]) {
+        await db.knex('users').insert({ id, email: `u${id}@example.com`, display_name: `U${id}`, password_hash: 'x', created_at: new Date(T0).toISOString() })
+      }
+      store = new SqliteJobStore(db.knex, { searchLimits: LIMITS })
+      store.trace = (sql) => void statements.push(sql)
+      // Small transactions (pending rows) and large ones (straight into FTS5), then a move.
+      const all = Array.from({ length: JOBS }, (_, i) => job(i))
+      for (let i = 0; i < JOBS; i += i < 300 ? 1 : 500) {
+        const chunk = all.slice(i, i < 300 ? i + 1 : i + 500)
+        const ids = await store.insert(chunk)
+        chunk.forEach((stored, k) => jobs.push({ ...stored, postId: ids[k]!, words: sqliteSearchRow(stored.name, stored.meta).body.trim().split(' ') }))
+        if (i === 150) await store.maintain()
+      }
+    }, 60_000)
+    afterAll(async () => {
+      await store?.close()
+      await db?.close()
+      fs.rmSync(dir, { recursive: true, force: true })
+    })
+
+    /** The matches by reading every job: words as prefixes, data and other filters exactly. */
+    const expected = (query: Query, sort: JobSort) => {
+      const words = searchWords(query.search ?? '')
+      const key = SORT_KEY[sort.replace('-', '')]!
+      const dir = sort.startsWith('-') ? -1 : 1
+      return jobs
+        .filter((row) => words.every((word) => row.words.some((candidate) => candidate.startsWith(word))))
+        .filter((row) => (query.dataFilters ?? []).every((filter) => String(JSON.parse(row.meta.data!)[filter.path]) === filter.value))
+        .filter((row) => (!query.statuses || query.statuses.includes(row.state.status)) && (query.type === undefined || row.state.type === query.type))
+        .filter((row) => query.createdBy === undefined || row.state.createdBy === query.createdBy)
+        .sort((a, b) => dir * (key(a.state) - key(b.state) || a.postId - b.postId))
+        .map((row) => row.postId)
+    }
+
+    const QUERIES: [string, Query][] = [
+      ['a word in half the jobs', { search: 'alpha' }],
+      ['a word in half the jobs, status=failed', { search: 'alpha', statuses: ['failed'] }],
+      ['a word in half the jobs, one user’s (subscriber)', { search: 'alpha', createdBy: 1 }],
+      ['a word in half the jobs, a large user’s', { search: 'alpha', createdBy: 2 }],
+      ['a word in a sixth, status=failed', { search: 'beta', statuses: ['failed'] }],
+      ['a word in a sixth, type and two statuses', { search: 'beta', type: 't2', statuses: ['completed', 'failed'] }],
+      ['a rare word', { search: 'gamma' }],
+      ['a prefix of many words', { search: 'omega1' }],
+      ['two words', { search: 'alpha beta' }],
+      ['a word and a data filter', { search: 'delta3', dataFilters: [{ path: 'shop', value: 'shop-4' }] }],
+      ['a data filter alone, with a status', { dataFilters: [{ path: 'shop', value: 'shop-2' }], statuses: ['pending'] }],
+      ['a word nobody’s failed job has', { search: 'beta', statuses: ['failed'], createdBy: 1 }],
+    ]
+
+    it.each(QUERIES)('%s: every page in every sort, and the total', async (_label, query) => {
+      for (const sort of ['-createdAt', 'createdAt', '-priority', 'runAt'] as JobSort[]) {
+        const want = expected(query, sort)
+        for (const [offset, limit] of [[0, 10], [0, 100], [10, 25], [want.length - 3, 10]] as const) {
+          if (offset < 0) continue
+          const page = await store.list({ ...query, sort, limit, offset })
+          expect(page.jobs.map((stored) => stored.state.postId), `${sort} offset ${offset} limit ${limit}`).toEqual(want.slice(offset, offset + limit))
+        }
+      }
+      const total = await store.count(query, 10_001)
+      const want = expected(query, '-createdAt').length
+      if (total.complete) expect(total.n).toBe(want)
+      else expect(total.n).toBeLessThanOrEqual(want), expect(total.n).toBeGreaterThan(0)
+    })
+
+    it('takes each plan somewhere: the filter-driven statement, and a budgeted (incomplete) total', async () => {
+      if (where === 'file') return // statements of a file database run on the reader thread
+      statements.length = 0
+      await store.list({ search: 'beta', statuses: ['failed'], sort: '-createdAt', limit: 20, offset: 0 })
+      expect(statements.some((sql) => sql.includes('+j.post_id IN'))).toBe(true)
+      expect((await store.count({ search: 'alpha', createdBy: 2 }, 10_001)).complete).toBe(false)
+      expect(await store.count({ search: 'alpha' }, 10_001)).toEqual({ n: JOBS / 2, complete: true })
+    })
+  })
+}
