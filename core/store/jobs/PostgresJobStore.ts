@@ -76,7 +76,11 @@ export class PostgresJobStore implements JobStore {
   private completions: Pending<JobCompletion, JobState | null>[] = []
   private flushScheduled = false
 
-  constructor(private readonly knex: Knex) {}
+  /** `searchRareMatches`: up to how many matches a search starts from them (smaller in tests). */
+  constructor(
+    private readonly knex: Knex,
+    private readonly options: { searchRareMatches?: number } = {},
+  ) {}
 
   // ------------------------------------------------------------------------------------------
   // The engine
@@ -172,7 +176,7 @@ export class PostgresJobStore implements JobStore {
 
   async list(query: JobListQuery): Promise<JobListPage> {
     const terms = searchTerms(query)
-    const few = terms ? await postgresFewMatches(terms, (sql, values) => this.query(sql, values)) : null
+    const few = terms ? await postgresFewMatches(terms, (sql, values) => this.query(sql, values), this.options.searchRareMatches) : null
     const page = terms && few ? postgresPageOf(query, terms, few) : listSql(query, 'postgres')
     const rows = await this.query(
       `WITH page AS (${page.sql}) SELECT page.sort_value AS sort_value, ${JOB_COLUMNS} FROM page JOIN job_state j ON j.post_id = page.post_id JOIN posts p ON p.id = j.post_id`,
@@ -186,7 +190,7 @@ export class PostgresJobStore implements JobStore {
 
   async count(query: Omit<JobListQuery, 'sort' | 'limit' | 'offset' | 'after'>, cap: number): Promise<CountResult> {
     const terms = searchTerms(query)
-    const few = terms ? await postgresFewMatches(terms, (sql, values) => this.query(sql, values)) : null
+    const few = terms ? await postgresFewMatches(terms, (sql, values) => this.query(sql, values), this.options.searchRareMatches) : null
     const { sql, values } = terms && few ? postgresCountOf(query, terms, few) : countSql(query, cap, 'postgres')
     const [row] = await this.query<{ n: string }>(sql, values)
     return { n: Number(row?.n ?? 0), complete: true }

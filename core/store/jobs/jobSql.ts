@@ -2,7 +2,7 @@ import { JOB_STATUSES, type JobStatus } from '../../contract.js'
 import type { JobListQuery, JobState, JobStatePatch, NewJob, QueueQuery, StoredJob } from './JobStore.js'
 import { queueOrderSql } from '../../registry/queueOrder.js'
 import type { Dialect } from '../../db/createDatabase.js'
-import { searchFilterSql, searchTerms } from './search/sql.js'
+import { searchFilterSql, searchTerms, type SearchCheck } from './search/sql.js'
 
 /**
  * SQL shared by both job stores: column names, row conversion, and the list query. Written with
@@ -138,6 +138,8 @@ export function likePattern(text: string): string {
 export function filterSql(
   query: Omit<JobListQuery, 'sort' | 'limit' | 'offset' | 'after' | 'statuses'>,
   dialect: Dialect = 'sqlite',
+  /** PostgreSQL: how a search is checked (search/sql.ts searchFilterSql). */
+  searchCheck: SearchCheck = 'set',
 ): { sql: string[]; values: unknown[]; needsPost: boolean } {
   const sql: string[] = []
   const values: unknown[] = []
@@ -155,7 +157,7 @@ export function filterSql(
   const terms = searchTerms(query)
   if (terms) {
     // The full-text index of migration 008 (words, and data.<path> tokens checked exactly).
-    const search = searchFilterSql(dialect, terms)
+    const search = searchFilterSql(dialect, terms, searchCheck)
     sql.push(...search.sql), values.push(...search.values)
   }
   return { sql, values, needsPost }
@@ -170,7 +172,7 @@ export function listSql(query: JobListQuery, dialect: Dialect = 'sqlite'): { sql
   const { column, desc } = sortOf(query.sort)
   const dir = desc ? 'DESC' : 'ASC'
   const statuses = query.statuses?.length ? query.statuses : JOB_STATUSES
-  const filters = filterSql(query, dialect)
+  const filters = filterSql(query, dialect, 'perRow')
   const take = query.offset + query.limit
   const from = filters.needsPost ? 'job_state j JOIN posts p ON p.id = j.post_id' : 'job_state j'
   const branches: string[] = []
@@ -198,7 +200,9 @@ export function countSql(
   cap: number,
   dialect: Dialect = 'sqlite',
 ): { sql: string; values: unknown[] } {
-  const filters = filterSql(query, dialect)
+  // A search with other filters checks the rows those keep, one by one; without, the matches as a set.
+  const narrowed = query.statuses?.length || query.type !== undefined || query.createdBy !== undefined || query.parentJobId !== undefined
+  const filters = filterSql(query, dialect, narrowed ? 'perRow' : 'set')
   const from = filters.needsPost ? 'job_state j JOIN posts p ON p.id = j.post_id' : 'job_state j'
   const where = [...filters.sql]
   const values = [...filters.values]

@@ -15,15 +15,15 @@ type Query = (sql: string, values: unknown[]) => Promise<Record<string, unknown>
 type Filters = Omit<JobListQuery, 'sort' | 'limit' | 'offset' | 'after'>
 
 /** Every matching post id when there are at most RARE_MATCHES, else null. */
-export async function postgresFewMatches(terms: SearchTerms, query: Query): Promise<number[] | null> {
+export async function postgresFewMatches(terms: SearchTerms, query: Query, rare = RARE_MATCHES): Promise<number[] | null> {
   if (matchesNothing(terms)) return []
   const where: string[] = []
   const values: unknown[] = []
   const tsquery = postgresTsQuery(terms.words)
   if (tsquery) where.push(`doc @@ to_tsquery('simple', ?)`), values.push(tsquery)
   for (const filter of terms.filters) where.push('kv && ?::text[]'), values.push(postgresKvTokens(filter))
-  const rows = await query(`SELECT post_id FROM job_search WHERE ${where.join(' AND ')} LIMIT ?`, [...values, RARE_MATCHES + 1])
-  return rows.length <= RARE_MATCHES ? rows.map((row) => Number(row.post_id)) : null
+  const rows = await query(`SELECT post_id FROM job_search WHERE ${where.join(' AND ')} LIMIT ?`, [...values, rare + 1])
+  return rows.length <= rare ? rows.map((row) => Number(row.post_id)) : null
 }
 
 function conditions(filters: Filters, terms: SearchTerms, ids: number[]): { sql: string[]; values: unknown[] } {
