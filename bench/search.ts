@@ -14,7 +14,8 @@
  * Env: SEARCH_BENCH_JOBS, SEARCH_BENCH_CREATES (per round, default 20,000), SEARCH_BENCH_REPEAT (15),
  * SEARCH_BENCH_SKIP_CREATES=1 / SEARCH_BENCH_ONLY_CREATES=1 (one phase only),
  * SEARCH_BENCH_DB (SQLite file, default data/bench-search.sqlite; kept, reused when it already
- * holds the jobs) or DATABASE_URL=postgres://… (a database of its own, dropped first).
+ * holds the jobs) or DATABASE_URL=postgres://… (a database of its own, jobpost_bench_search, kept
+ * and reused the same way; drop it to seed again).
  */
 import fs from 'node:fs'
 import path_ from 'node:path'
@@ -106,8 +107,12 @@ async function openJobpost(target: 'bench' | 'fresh'): Promise<Jobpost> {
     const name = target === 'bench' ? 'jobpost_bench_search' : `jobpost_bench_search_create_${process.pid}`
     const admin = new pg.Client({ connectionString: POSTGRES })
     await admin.connect()
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
-    await admin.query(`CREATE DATABASE ${name}`)
+    // The bench database is kept and reused when it holds the jobs (as the SQLite file is).
+    const exists = (await admin.query(`SELECT 1 FROM pg_database WHERE datname = $1`, [name])).rowCount === 1
+    if (target === 'fresh' || !exists) {
+      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+      await admin.query(`CREATE DATABASE ${name}`)
+    }
     await admin.end()
     const url = POSTGRES.replace(/\/[^/]*$/, `/${name}`)
     return createJobpost(benchSearchConfig({ dialect: 'postgres', connectionString: url }))

@@ -110,7 +110,10 @@ export interface JobList {
   total: number
   limit: number
   offset: number
-  /** `total` stopped counting at 10,000 matches. */
+  /**
+   * `total` is not an exact count: counting stopped at 10,000 matches, or (a search) where going
+   * on would cost more than the page; at least `total` match.
+   */
   totalCapped?: boolean
   /** Pass as `cursor` for the next page (present when the page is full). */
   nextCursor?: string

@@ -139,7 +139,8 @@ export function baseOpenApiDocument(): Json {
                 'Every word (a run of letters and digits; at most 10 words, 200 characters, else 400) must match a whole word or a word\'s ' +
                 'prefix, case-insensitive, of the name, description, error message, or a value (not a key) of data or result. Anything else ' +
                 '(quotes, operators, NUL) separates words. Each job of the page then has `matches` (where it matched, with ranges to mark); ' +
-                '`meta.total` is exact up to 10,000, then `meta.totalCapped`.',
+                '`meta.total` is exact up to 10,000, then `meta.totalCapped` (also set, with `total` a lower bound, when counting a ' +
+                'common word behind a filter would cost more than its page: see README, "Search").',
             },
             {
               name: 'data.{path}',

@@ -199,10 +199,11 @@ export function countSql(
   query: Omit<JobListQuery, 'sort' | 'limit' | 'offset' | 'after'>,
   cap: number,
   dialect: Dialect = 'sqlite',
+  /** PostgreSQL: how a search is checked; by default row by row when other filters narrow the rows, else as a set. */
+  searchCheck?: SearchCheck,
 ): { sql: string; values: unknown[] } {
-  // A search with other filters checks the rows those keep, one by one; without, the matches as a set.
   const narrowed = query.statuses?.length || query.type !== undefined || query.createdBy !== undefined || query.parentJobId !== undefined
-  const filters = filterSql(query, dialect, narrowed ? 'perRow' : 'set')
+  const filters = filterSql(query, dialect, searchCheck ?? (narrowed ? 'perRow' : 'set'))
   const from = filters.needsPost ? 'job_state j JOIN posts p ON p.id = j.post_id' : 'job_state j'
   const where = [...filters.sql]
   const values = [...filters.values]
