@@ -322,6 +322,7 @@ async function main() {
     await timeQuery(jobpost, 'two common words (sync eur)', { search: 'sync eur' }),
     await timeQuery(jobpost, 'a common word, status=failed', { search: 'sync', status: 'failed' }),
     await timeQuery(jobpost, 'a common word as a subscriber', { search: 'sync', createdBy: subscriber }),
+    await timeQuery(jobpost, 'a word in every job as a subscriber', { search: 'example', createdBy: subscriber }),
     await timeQuery(jobpost, 'a common word, next page by cursor', { search: 'sync' }, true),
     await timeQuery(jobpost, 'a common word sorted by -priority', { search: 'sync', sort: '-priority' }),
   ]

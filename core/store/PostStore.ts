@@ -1,6 +1,9 @@
 import type { Knex } from 'knex'
 import type { Database, Dialect } from '../db/createDatabase.js'
 
+/** Meta keys with a partial index `post_meta (meta_value, post_id) WHERE meta_key = …` (migrations 001, 004). */
+const INDEXED_META_KEYS: ReadonlySet<string> = new Set(['status', 'type', 'source', 'completed_at', 'parent_job_id'])
+
 /** Meta values are text; `null` in a write removes the key. */
 export type MetaWrite = Record<string, string | null>
 
@@ -350,11 +353,13 @@ export class PostStore {
     const k = this.executor
     const builder = k.from('posts as p')
     if (byType) {
-      // With a meta condition, the condition's partial index must drive the query (a status has
-      // few rows; a post type has them all). SQLite may start from posts_type_created_idx and scan
-      // every job instead, so there the post type is checked as an expression (`+col`, which no
-      // index serves). PostgreSQL weighs both from its statistics.
-      const metaDriven = (query.where ?? []).some((condition) => !('exists' in condition))
+      // With a condition on a meta key that has a partial index, that index must drive the query
+      // (a status has few rows; a post type has them all). SQLite may start from
+      // posts_type_created_idx and scan every job instead, so there the post type is checked as an
+      // expression (`+col`, which no index serves). A key without an index (a schedule's
+      // next_run_at, an instance's last_seen) must not: SQLite then scanned every post, a million
+      // jobs each second for the schedule tick (0.5 s of the event loop). PostgreSQL weighs both.
+      const metaDriven = (query.where ?? []).some((condition) => !('exists' in condition) && INDEXED_META_KEYS.has(condition.key))
       if (metaDriven && this.dialect === 'sqlite') builder.whereRaw('+p.post_type_slug = ?', [query.postType])
       else builder.where('p.post_type_slug', query.postType)
     }

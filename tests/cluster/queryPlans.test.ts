@@ -88,6 +88,28 @@ describe('query plans on SQLite', () => {
     expect(statements.length).toBeGreaterThan(0)
     for (const { sql } of statements) expect(sql).not.toMatch(/\bjob_state\b|\bposts\b/)
   })
+
+  // Background ticks ask the post store for a few posts of their type by a meta key that has no
+  // index of its own (a schedule's next_run_at every second, an instance's last_seen every 5 s):
+  // the post type's index must serve them, never a walk of every post (every job is one).
+  it.each([
+    ['the schedule tick', { postType: 'job_schedules', where: [{ key: 'next_run_at', lte: '2999-01-01' }], limit: 100 }],
+    ['the instance sweep', { postType: 'jobpost_instance', where: [{ key: 'last_seen', lt: '2999-01-01' }], limit: 100 }],
+  ] as const)('%s finds its posts by post type, with no scan of every post', async (_label, query) => {
+    const captured: { sql: string; bindings: unknown[] }[] = []
+    const listener = (q: { sql: string; bindings: unknown[] }) => void captured.push(q)
+    jobpost.db.knex.on('query', listener)
+    try {
+      await jobpost.store.findPostIds({ ...query, where: [...query.where] })
+    } finally {
+      jobpost.db.knex.off('query', listener)
+    }
+    expect(captured).toHaveLength(1)
+    const rows = (await jobpost.db.knex.raw(`EXPLAIN QUERY PLAN ${captured[0]!.sql}`, captured[0]!.bindings as never)) as { detail: string }[]
+    const plan = rows.map((row) => row.detail).join('\n')
+    expect(plan).toMatch(/posts_type_created_idx/)
+    expect(plan).not.toMatch(FULL_SCAN)
+  })
 })
 
 describe('query plans on PostgreSQL', () => {
