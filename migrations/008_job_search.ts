@@ -122,8 +122,26 @@ async function upPostgres(knex: Knex): Promise<void> {
       SELECT CASE WHEN with_paths AND plain AND path <> '' THEN path ELSE '' END, v #>> '{}'
       FROM t WHERE jsonb_typeof(v) IN ('string', 'number', 'boolean')
     $fn$`)
+  await createSearchTriggerFunctions(knex)
+  for (const event of ['insert', 'update', 'delete'] as const) {
+    const refs = event === 'insert' ? 'NEW TABLE AS new_rows' : event === 'delete' ? 'OLD TABLE AS old_rows' : 'OLD TABLE AS old_rows NEW TABLE AS new_rows'
+    await knex.raw(`CREATE TRIGGER job_search_posts_${event} AFTER ${event.toUpperCase()} ON posts REFERENCING ${refs}
+      FOR EACH STATEMENT EXECUTE FUNCTION job_search_posts_changed()`)
+    await knex.raw(`CREATE TRIGGER job_search_post_meta_${event} AFTER ${event.toUpperCase()} ON post_meta REFERENCING ${refs}
+      FOR EACH STATEMENT EXECUTE FUNCTION job_search_meta_changed()`)
+  }
+  // Jobs that exist already.
+  await knex.raw(`SELECT job_search_refresh(ARRAY(SELECT id FROM posts WHERE post_type_slug = 'jobs'))`)
+}
+
+/**
+ * The PostgreSQL functions the triggers run, as this migration made them (migration 013 replaces
+ * them and, going down, puts these back).
+ */
+export async function createSearchTriggerFunctions(knex: Knex, replace = false): Promise<void> {
+  const orReplace = replace ? 'OR REPLACE ' : ''
   await knex.raw(`
-    CREATE FUNCTION job_search_refresh(ids integer[]) RETURNS void LANGUAGE sql AS $fn$
+    CREATE ${orReplace}FUNCTION job_search_refresh(ids integer[]) RETURNS void LANGUAGE sql AS $fn$
       DELETE FROM job_search s WHERE s.post_id = ANY(ids)
         AND NOT EXISTS (SELECT 1 FROM posts p WHERE p.id = s.post_id);
       INSERT INTO job_search (post_id, doc, kv)
@@ -146,12 +164,12 @@ async function upPostgres(knex: Knex): Promise<void> {
   // built in JavaScript: search/document.ts postgresSearchRow; or an earlier trigger of the same
   // statement, which saw every change of it) are not refreshed again.
   await knex.raw(`
-    CREATE FUNCTION job_search_stale(ids integer[]) RETURNS integer[] LANGUAGE sql STABLE AS $fn$
+    CREATE ${orReplace}FUNCTION job_search_stale(ids integer[]) RETURNS integer[] LANGUAGE sql STABLE AS $fn$
       SELECT ARRAY(SELECT id FROM unnest(ids) AS id
         WHERE NOT EXISTS (SELECT 1 FROM job_search s WHERE s.post_id = id AND s.stmt = statement_timestamp()))
     $fn$`)
   await knex.raw(`
-    CREATE FUNCTION job_search_posts_changed() RETURNS trigger LANGUAGE plpgsql AS $fn$
+    CREATE ${orReplace}FUNCTION job_search_posts_changed() RETURNS trigger LANGUAGE plpgsql AS $fn$
     BEGIN
       IF TG_OP = 'DELETE' THEN
         RETURN NULL; -- the index row goes with the post (ON DELETE CASCADE)
@@ -165,7 +183,7 @@ async function upPostgres(knex: Knex): Promise<void> {
       RETURN NULL;
     END $fn$`)
   await knex.raw(`
-    CREATE FUNCTION job_search_meta_changed() RETURNS trigger LANGUAGE plpgsql AS $fn$
+    CREATE ${orReplace}FUNCTION job_search_meta_changed() RETURNS trigger LANGUAGE plpgsql AS $fn$
     DECLARE ids integer[];
     BEGIN
       IF TG_OP = 'INSERT' THEN
@@ -183,15 +201,6 @@ async function upPostgres(knex: Knex): Promise<void> {
       END IF;
       RETURN NULL;
     END $fn$`)
-  for (const event of ['insert', 'update', 'delete'] as const) {
-    const refs = event === 'insert' ? 'NEW TABLE AS new_rows' : event === 'delete' ? 'OLD TABLE AS old_rows' : 'OLD TABLE AS old_rows NEW TABLE AS new_rows'
-    await knex.raw(`CREATE TRIGGER job_search_posts_${event} AFTER ${event.toUpperCase()} ON posts REFERENCING ${refs}
-      FOR EACH STATEMENT EXECUTE FUNCTION job_search_posts_changed()`)
-    await knex.raw(`CREATE TRIGGER job_search_post_meta_${event} AFTER ${event.toUpperCase()} ON post_meta REFERENCING ${refs}
-      FOR EACH STATEMENT EXECUTE FUNCTION job_search_meta_changed()`)
-  }
-  // Jobs that exist already.
-  await knex.raw(`SELECT job_search_refresh(ARRAY(SELECT id FROM posts WHERE post_type_slug = 'jobs'))`)
 }
 
 function isSqlite(knex: Knex): boolean {

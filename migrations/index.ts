@@ -11,6 +11,7 @@ import * as runtimeOutbox from './009_runtime_outbox.js'
 import * as queueOrder from './010_queue_order.js'
 import * as listSortIndexes from './011_list_sort_indexes.js'
 import * as jobSearchPending from './012_job_search_pending.js'
+import * as jobSearchTriggerCost from './013_job_search_trigger_cost.js'
 
 /** Every migration, in order. Listed explicitly so the same list runs from source, tests and CLI. */
 const MIGRATIONS: Record<string, Knex.Migration> = {
@@ -26,6 +27,7 @@ const MIGRATIONS: Record<string, Knex.Migration> = {
   '010_queue_order': queueOrder,
   '011_list_sort_indexes': listSortIndexes,
   '012_job_search_pending': jobSearchPending,
+  '013_job_search_trigger_cost': jobSearchTriggerCost,
 }
 
 export const migrationSource: Knex.MigrationSource<string> = {
