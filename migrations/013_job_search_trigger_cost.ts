@@ -54,11 +54,26 @@ export async function up(knex: Knex): Promise<void> {
       END IF;
       RETURN NULL;
     END $fn$`)
+  // The job store's create writes its rows' index entries and says so for its statement: the
+  // triggers are not even called then.
+  await recreateTriggers(knex, `WHEN (current_setting('jobpost.search_written', true) IS DISTINCT FROM statement_timestamp()::text)`)
 }
 
 export async function down(knex: Knex): Promise<void> {
   if (isSqlite(knex)) return
+  await recreateTriggers(knex, '')
   await createSearchTriggerFunctions(knex, true)
+}
+
+async function recreateTriggers(knex: Knex, when: string): Promise<void> {
+  for (const event of ['insert', 'update', 'delete'] as const) {
+    const refs = event === 'insert' ? 'NEW TABLE AS new_rows' : event === 'delete' ? 'OLD TABLE AS old_rows' : 'OLD TABLE AS old_rows NEW TABLE AS new_rows'
+    for (const [table, fn] of [['posts', 'job_search_posts_changed'], ['post_meta', 'job_search_meta_changed']] as const) {
+      await knex.raw(`DROP TRIGGER IF EXISTS job_search_${table}_${event} ON ${table}`)
+      await knex.raw(`CREATE TRIGGER job_search_${table}_${event} AFTER ${event.toUpperCase()} ON ${table} REFERENCING ${refs}
+        FOR EACH STATEMENT ${when} EXECUTE FUNCTION ${fn}()`)
+    }
+  }
 }
 
 function isSqlite(knex: Knex): boolean {

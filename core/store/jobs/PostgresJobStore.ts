@@ -317,8 +317,10 @@ export class PostgresJobStore implements JobStore {
     new_search AS (
       INSERT INTO job_search (post_id, doc, kv)
       SELECT p.id, x.search_tsv::tsvector, x.search_kv FROM input x JOIN new_posts p ON p.slug = x.job_id
-    )
-    SELECT id, slug FROM new_posts`
+    ),
+    -- The index rows are written above: the search triggers skip this statement (migration 013).
+    indexed AS (SELECT set_config('jobpost.search_written', statement_timestamp()::text, true) AS at)
+    SELECT id, slug FROM new_posts CROSS JOIN indexed`
 
   private insertParameter(jobs: readonly NewJob[]): string {
     return JSON.stringify(
