@@ -10,6 +10,8 @@ import { createSearchTriggerFunctions } from './008_job_search.js'
  * only when there are some. Same results; SQLite has no such triggers.
  */
 const SEARCH_KEYS = `('description', 'data', 'result', 'error_message')`
+/** The end of both trigger functions: refresh the posts found, if any. */
+const REFRESH_THEN_RETURN = `IF cardinality(ids) > 0 THEN PERFORM job_search_refresh(ids); END IF; RETURN NULL;`
 
 export async function up(knex: Knex): Promise<void> {
   if (isSqlite(knex)) return
@@ -28,10 +30,7 @@ export async function up(knex: Knex): Promise<void> {
         ids := ARRAY(SELECT n.id FROM new_rows n JOIN old_rows o ON o.id = n.id
           WHERE n.post_type_slug = 'jobs' AND n.title IS DISTINCT FROM o.title);
       END IF;
-      IF cardinality(ids) > 0 THEN
-        PERFORM job_search_refresh(ids);
-      END IF;
-      RETURN NULL;
+      ${REFRESH_THEN_RETURN}
     END $fn$`)
   await knex.raw(`
     CREATE OR REPLACE FUNCTION job_search_meta_changed() RETURNS trigger LANGUAGE plpgsql AS $fn$
@@ -49,10 +48,7 @@ export async function up(knex: Knex): Promise<void> {
             AND NOT EXISTS (SELECT 1 FROM old_rows o WHERE o.post_id = n.post_id AND o.meta_key = n.meta_key AND o.meta_value IS NOT DISTINCT FROM n.meta_value)
             AND NOT EXISTS (SELECT 1 FROM job_search s WHERE s.post_id = n.post_id AND s.stmt = statement_timestamp()));
       END IF;
-      IF cardinality(ids) > 0 THEN
-        PERFORM job_search_refresh(ids);
-      END IF;
-      RETURN NULL;
+      ${REFRESH_THEN_RETURN}
     END $fn$`)
   // The job store's create writes its rows' index entries and says so for its statement: the
   // triggers are not even called then.

@@ -124,13 +124,14 @@ export class PostgresJobStore implements JobStore {
    * commits when `commitIf(value)` holds, else rolls back (a fence that did not hold).
    */
   private async transaction<T>(
-    work: (run: (sql: string, values: unknown[]) => Promise<Record<string, unknown>[]>) => Promise<T>,
+    work: (run: (sql: string, values: unknown[]) => Promise<Record<string, unknown>[]>, client: pg.Client) => Promise<T>,
     commitIf: (value: T) => boolean,
+    begin = 'BEGIN',
   ): Promise<T> {
     const client = (await this.knex.client.acquireConnection()) as pg.Client
     try {
-      await client.query('BEGIN')
-      const value = await work((sql, values) => this.run(client, sql, values))
+      await client.query(begin)
+      const value = await work((sql, values) => this.run(client, sql, values), client)
       await client.query(commitIf(value) ? 'COMMIT' : 'ROLLBACK')
       return value
     } catch (error) {
@@ -190,19 +191,8 @@ export class PostgresJobStore implements JobStore {
    * GIN bitmap (166,000 of 1M jobs) went lossy in the default 4 MB of work_mem, and rechecking
    * every row of its pages took 500 ms instead of 50.
    */
-  private async searchSession<T>(work: (run: (sql: string, values: unknown[]) => Promise<Record<string, unknown>[]>, client: pg.Client) => Promise<T>): Promise<T> {
-    const client = (await this.knex.client.acquireConnection()) as pg.Client
-    try {
-      await client.query(`BEGIN READ ONLY; SET LOCAL work_mem = '${SEARCH_WORK_MEM}'`)
-      const value = await work((sql, values) => this.run(client, sql, values), client)
-      await client.query('COMMIT')
-      return value
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined)
-      throw error
-    } finally {
-      await this.knex.client.releaseConnection(client)
-    }
+  private searchSession<T>(work: (run: (sql: string, values: unknown[]) => Promise<Record<string, unknown>[]>, client: pg.Client) => Promise<T>): Promise<T> {
+    return this.transaction(work, () => true, `BEGIN READ ONLY; SET LOCAL work_mem = '${SEARCH_WORK_MEM}'`)
   }
 
   private readonly fewInFlight = new Map<string, Promise<PostgresMatches>>()
