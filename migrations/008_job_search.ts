@@ -140,26 +140,7 @@ async function upPostgres(knex: Knex): Promise<void> {
  */
 export async function createSearchTriggerFunctions(knex: Knex, replace = false): Promise<void> {
   const orReplace = replace ? 'OR REPLACE ' : ''
-  await knex.raw(`
-    CREATE ${orReplace}FUNCTION job_search_refresh(ids integer[]) RETURNS void LANGUAGE sql AS $fn$
-      DELETE FROM job_search s WHERE s.post_id = ANY(ids)
-        AND NOT EXISTS (SELECT 1 FROM posts p WHERE p.id = s.post_id);
-      INSERT INTO job_search (post_id, doc, kv)
-      SELECT p.id,
-        to_tsvector('simple', regexp_replace(p.title || ' ' || COALESCE((
-          SELECT string_agg(v, ' ') FROM (
-            SELECT left(m.meta_value, ${INDEXED_FIELD_CHARS}) AS v FROM post_meta m
-              WHERE m.post_id = p.id AND m.meta_key IN ('description', 'error_message')
-            UNION ALL
-            SELECT left(x.value, ${INDEXED_FIELD_CHARS}) FROM post_meta m CROSS JOIN LATERAL job_search_values(jobpost_try_jsonb(m.meta_value), false) x
-              WHERE m.post_id = p.id AND m.meta_key IN ('data', 'result')) f), ''), '[^[:alnum:]]+', ' ', 'g')),
-        COALESCE((
-          SELECT array_agg(DISTINCT x.path || '=' || left(x.value, ${KV_VALUE_CHARS}))
-          FROM post_meta m CROSS JOIN LATERAL job_search_values(jobpost_try_jsonb(m.meta_value), true) x
-          WHERE m.post_id = p.id AND m.meta_key = 'data' AND x.path <> ''), '{}')
-      FROM posts p WHERE p.id = ANY(ids) AND p.post_type_slug = 'jobs'
-      ON CONFLICT (post_id) DO UPDATE SET doc = EXCLUDED.doc, kv = EXCLUDED.kv, stmt = statement_timestamp();
-    $fn$`)
+  await knex.raw(searchRefreshFunctionSql(replace, false))
   // Posts whose row this statement wrote already (the job store's create writes it with the job,
   // built in JavaScript: search/document.ts postgresSearchRow; or an earlier trigger of the same
   // statement, which saw every change of it) are not refreshed again.
@@ -201,6 +182,36 @@ export async function createSearchTriggerFunctions(knex: Knex, replace = false):
       END IF;
       RETURN NULL;
     END $fn$`)
+}
+
+/**
+ * `job_search_refresh(ids)`: rebuilds the index rows of these posts from their stored rows. With
+ * `withOwner` (migration 014) `kv` also holds the creator's token (`@u:<id>`, search/document.ts).
+ */
+export function searchRefreshFunctionSql(replace: boolean, withOwner: boolean): string {
+  const owner = withOwner
+    ? ` || COALESCE((SELECT ARRAY['@u:' || j.created_by] FROM job_state j WHERE j.post_id = p.id AND j.created_by IS NOT NULL), '{}')`
+    : ''
+  return `
+    CREATE ${replace ? 'OR REPLACE ' : ''}FUNCTION job_search_refresh(ids integer[]) RETURNS void LANGUAGE sql AS $fn$
+      DELETE FROM job_search s WHERE s.post_id = ANY(ids)
+        AND NOT EXISTS (SELECT 1 FROM posts p WHERE p.id = s.post_id);
+      INSERT INTO job_search (post_id, doc, kv)
+      SELECT p.id,
+        to_tsvector('simple', regexp_replace(p.title || ' ' || COALESCE((
+          SELECT string_agg(v, ' ') FROM (
+            SELECT left(m.meta_value, ${INDEXED_FIELD_CHARS}) AS v FROM post_meta m
+              WHERE m.post_id = p.id AND m.meta_key IN ('description', 'error_message')
+            UNION ALL
+            SELECT left(x.value, ${INDEXED_FIELD_CHARS}) FROM post_meta m CROSS JOIN LATERAL job_search_values(jobpost_try_jsonb(m.meta_value), false) x
+              WHERE m.post_id = p.id AND m.meta_key IN ('data', 'result')) f), ''), '[^[:alnum:]]+', ' ', 'g')),
+        COALESCE((
+          SELECT array_agg(DISTINCT x.path || '=' || left(x.value, ${KV_VALUE_CHARS}))
+          FROM post_meta m CROSS JOIN LATERAL job_search_values(jobpost_try_jsonb(m.meta_value), true) x
+          WHERE m.post_id = p.id AND m.meta_key = 'data' AND x.path <> ''), '{}')${owner}
+      FROM posts p WHERE p.id = ANY(ids) AND p.post_type_slug = 'jobs'
+      ON CONFLICT (post_id) DO UPDATE SET doc = EXCLUDED.doc, kv = EXCLUDED.kv, stmt = statement_timestamp();
+    $fn$`
 }
 
 function isSqlite(knex: Knex): boolean {

@@ -12,6 +12,7 @@ import * as queueOrder from './010_queue_order.js'
 import * as listSortIndexes from './011_list_sort_indexes.js'
 import * as jobSearchPending from './012_job_search_pending.js'
 import * as jobSearchTriggerCost from './013_job_search_trigger_cost.js'
+import * as jobSearchOwner from './014_job_search_owner.js'
 
 /** Every migration, in order. Listed explicitly so the same list runs from source, tests and CLI. */
 const MIGRATIONS: Record<string, Knex.Migration> = {
@@ -28,6 +29,7 @@ const MIGRATIONS: Record<string, Knex.Migration> = {
   '011_list_sort_indexes': listSortIndexes,
   '012_job_search_pending': jobSearchPending,
   '013_job_search_trigger_cost': jobSearchTriggerCost,
+  '014_job_search_owner': jobSearchOwner,
 }
 
 export const migrationSource: Knex.MigrationSource<string> = {

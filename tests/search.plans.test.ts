@@ -156,6 +156,22 @@ for (const where of ['memory', 'file', 'postgres'] as const) {
       else expect(total.n).toBeLessThanOrEqual(want), expect(total.n).toBeGreaterThan(0)
     })
 
+    it('PostgreSQL: the creator is in the index row, from the create and from the triggers’ refresh', async () => {
+      if (where !== 'postgres' || skipped) return
+      const created = job(3 * 17) // createdBy 1
+      const [postId] = await store.insert([created])
+      const kvOf = async () =>
+        ((await db.knex.raw('SELECT kv FROM job_search WHERE post_id = ?', [postId])) as { rows: { kv: string[] }[] }).rows[0]!.kv
+      expect(await kvOf()).toContain('@u:1')
+      // Another writer changes the data: the statement trigger rebuilds the row, creator included.
+      await db.knex('post_meta').where({ post_id: postId, meta_key: 'data' }).update({ meta_value: JSON.stringify({ note: 'zebra' }) })
+      expect(await kvOf()).toContain('@u:1')
+      const find = async (createdBy: number) => (await store.list({ search: 'zebra', createdBy, sort: '-createdAt', limit: 10, offset: 0 })).jobs.map((stored) => stored.state.postId)
+      expect(await find(1)).toEqual([postId])
+      expect(await find(2)).toEqual([])
+      await db.knex('posts').where({ id: postId }).delete()
+    })
+
     it('takes each plan somewhere: the filter-driven statement, and a budgeted (incomplete) total', async () => {
       if (where !== 'memory') return // statements of a file database run on the reader thread
       statements.length = 0

@@ -198,11 +198,15 @@ export class PostgresJobStore implements JobStore {
   private readonly fewInFlight = new Map<string, Promise<PostgresMatches>>()
 
   /** postgresMatches, shared by the calls that ask meanwhile (a page and its total ask at once). */
-  private fewMatches(terms: SearchTerms, run: (sql: string, values: unknown[]) => Promise<Record<string, unknown>[]>): Promise<PostgresMatches> {
-    const key = JSON.stringify([terms.words, terms.filters])
+  private fewMatches(
+    terms: SearchTerms,
+    createdBy: number | undefined,
+    run: (sql: string, values: unknown[]) => Promise<Record<string, unknown>[]>,
+  ): Promise<PostgresMatches> {
+    const key = JSON.stringify([terms.words, terms.filters, createdBy])
     let few = this.fewInFlight.get(key)
     if (!few) {
-      few = postgresMatches(terms, run, this.options.searchRareMatches)
+      few = postgresMatches(terms, run, this.options.searchRareMatches, createdBy)
       this.fewInFlight.set(key, few)
       const forget = () => this.fewInFlight.delete(key)
       few.then(forget, forget)
@@ -213,7 +217,7 @@ export class PostgresJobStore implements JobStore {
   async list(query: JobListQuery): Promise<JobListPage> {
     const terms = searchTerms(query)
     const pageOf = async (run: (sql: string, values: unknown[]) => Promise<Record<string, unknown>[]>) => {
-      const few = terms ? (await this.fewMatches(terms, run)).few : null
+      const few = terms ? (await this.fewMatches(terms, query.createdBy, run)).few : null
       const page = terms && few ? postgresPageOf(query, terms, few) : listSql(query, 'postgres')
       return run(
         `WITH page AS (${page.sql}) SELECT page.sort_value AS sort_value, ${JOB_COLUMNS} FROM page JOIN job_state j ON j.post_id = page.post_id JOIN posts p ON p.id = j.post_id`,
@@ -234,7 +238,7 @@ export class PostgresJobStore implements JobStore {
       return { n: Number(row?.n ?? 0), complete: true }
     }
     return this.searchSession(async (run, client) => {
-      const { few, density } = await this.fewMatches(terms, run)
+      const { few, density } = await this.fewMatches(terms, query.createdBy, run)
       if (few) {
         const [row] = await run(...(Object.values(postgresCountOf(query, terms, few)) as [string, unknown[]]))
         return { n: Number(row?.n ?? 0), complete: true }
@@ -315,7 +319,7 @@ export class PostgresJobStore implements JobStore {
   private insertParameter(jobs: readonly NewJob[]): string {
     return JSON.stringify(
       jobs.map((job, i) => {
-        const search = postgresSearchRow(job.name, job.meta)
+        const search = postgresSearchRow(job.name, job.meta, job.state.createdBy)
         const row: Record<string, unknown> = {
           i, job_id: job.jobId, name: job.name, created: new Date(job.state.createdAt).toISOString(), meta: job.meta,
           search_tsv: search.tsv, search_kv: search.kv,

@@ -178,13 +178,21 @@ export function sqliteSearchRow(name: string, meta: Readonly<Record<string, stri
   return { body: words.size ? ` ${[...words].join(' ')} ` : ' ', kv: tokens.size ? ` ${[...tokens].join(' ')} ` : ' ' }
 }
 
+/** The `kv` element of a job's creator (PostgreSQL, migration 014): no data path starts with `@`. */
+export const ownerToken = (userId: number): string => `@u:${userId}`
+
 /**
  * The PostgreSQL index row of a job (migrations/008_job_search.ts), built by the job store in
  * the statement that creates the job: `tsv`, the distinct lowercase words as tsvector input
  * (letters and digits only, so nothing needs quoting), and `kv`, `path=value` (32 characters)
- * of every scalar of data at a plain object path — the same as the triggers' refresh computes.
+ * of every scalar of data at a plain object path, and its creator's token (migration 014) — the
+ * same as the triggers' refresh computes.
  */
-export function postgresSearchRow(name: string, meta: Readonly<Record<string, string | null | undefined>>): { tsv: string; kv: string[] } {
+export function postgresSearchRow(
+  name: string,
+  meta: Readonly<Record<string, string | null | undefined>>,
+  createdBy: number | null = null,
+): { tsv: string; kv: string[] } {
   const { body } = searchDocument(name, meta)
   const words = [...distinctWords(body)].filter((word) => word.length * 3 <= MAX_LEXEME_BYTES || Buffer.byteLength(word) <= MAX_LEXEME_BYTES)
   const kv = new Set<string>()
@@ -197,6 +205,7 @@ export function postgresSearchRow(name: string, meta: Readonly<Record<string, st
     }
     collectPaths(parsed, '', kv)
   }
+  if (createdBy !== null) kv.add(ownerToken(createdBy))
   return { tsv: words.map((word) => `'${word}'`).join(' '), kv: [...kv] }
 }
 
