@@ -8,8 +8,9 @@ import { dataCheckSql, matchesNothing, sqliteMatchedIds, type SearchTerms } from
  * Searches on SQLite. A file database's run on a reader thread (sqliteReader.ts); `:memory:`'s
  * on the event loop, where long work goes in slices (each a separate statement).
  *
- * A list first reads the newest RARE_MATCHES + 1 matches of the index (one statement):
- * - fewer: they are all the matches; their typed rows are filtered, sorted and paged. O(matches),
+ * A list first reads the newest NEWEST_SHARED matches of the index (one statement, shared with
+ * the total asked at the same time):
+ * - at most RARE_MATCHES: they are all the matches; their typed rows are filtered, sorted and paged. O(matches),
  *   whatever the number of jobs.
  * - more (a common word): walk the list's ordered index ranges (as an unfiltered list does), a
  *   row being a hit when it is among the known matches; a common word fills its page there.
