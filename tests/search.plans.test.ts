@@ -172,6 +172,30 @@ for (const where of ['memory', 'file', 'postgres'] as const) {
       await db.knex('posts').where({ id: postId }).delete()
     })
 
+    it('PostgreSQL: a completion’s result words are in the index row as a full rebuild would make it', async () => {
+      if (where !== 'postgres' || skipped) return
+      const pg = store as PostgresJobStore
+      const fresh = { ...job(7), name: 'Finishing okapi' }
+      fresh.state = { ...fresh.state, type: 'finishing', status: 'pending', createdBy: null, owner: ownerScope(null, 'plans') }
+      const [postId] = await pg.insert([fresh])
+      const [claimed] = await pg.claim({ slots: [['finishing', 1]], limit: 1, now: T0 + 10_000_000, leaseMs: 60_000 })
+      expect(claimed?.state.postId).toBe(postId)
+      const result = JSON.stringify({ file: 'report-quokka.csv', rows: 12 })
+      await pg.complete([{ postId: postId!, token: claimed!.state.attemptToken!, status: 'completed', result, clearError: false, now: T0 + 10_000_001 }])
+      const lexemes = async () =>
+        ((await db.knex.raw('SELECT tsvector_to_array(doc) AS words, kv FROM job_search WHERE post_id = ?', [postId])) as {
+          rows: { words: string[]; kv: string[] }[]
+        }).rows[0]!
+      const written = await lexemes()
+      expect(written.words).toEqual(expect.arrayContaining(['report', 'quokka', 'csv', '12', 'finishing', 'okapi']))
+      await db.knex.raw('SELECT job_search_refresh(ARRAY[?]::integer[])', [postId])
+      const rebuilt = await lexemes()
+      expect([...written.words].sort()).toEqual([...rebuilt.words].sort())
+      expect([...written.kv].sort()).toEqual([...rebuilt.kv].sort())
+      expect((await pg.list({ search: 'quokka', sort: '-createdAt', limit: 10, offset: 0 })).jobs.map((stored) => stored.state.postId)).toEqual([postId])
+      await db.knex('posts').where({ id: postId }).delete()
+    })
+
     it('takes each plan somewhere: the filter-driven statement, and a budgeted (incomplete) total', async () => {
       if (where !== 'memory') return // statements of a file database run on the reader thread
       statements.length = 0

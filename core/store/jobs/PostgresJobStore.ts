@@ -453,7 +453,7 @@ export class PostgresJobStore implements JobStore {
     const all = batch.flatMap((pending) => pending.items)
     try {
       const rows = await this.query(
-        `WITH v AS (SELECT * FROM unnest(?::int[], ?::text[], ?::text[], ?::text[], ?::bigint[], ?::boolean[]) AS v(post_id, token, status, result, at, clear_error)),
+        `WITH v AS (SELECT * FROM unnest(?::int[], ?::text[], ?::text[], ?::text[], ?::bigint[], ?::boolean[], ?::text[]) AS v(post_id, token, status, result, at, clear_error, result_words)),
          done AS (
            UPDATE job_state j SET status = v.status, progress = 100, completed_at = v.at, updated_at = v.at,
              attempt_token = NULL, locked_until = NULL, paused_from = NULL
@@ -462,9 +462,25 @@ export class PostgresJobStore implements JobStore {
          results AS (
            INSERT INTO post_meta (post_id, meta_key, meta_value) SELECT d.post_id, 'result', v.result FROM done d JOIN v ON v.post_id = d.post_id
            WHERE v.result IS NOT NULL ON CONFLICT (post_id, meta_key) DO UPDATE SET meta_value = EXCLUDED.meta_value),
-         cleared AS (DELETE FROM post_meta WHERE meta_key = 'error_message' AND post_id IN (SELECT d.post_id FROM done d JOIN v ON v.post_id = d.post_id WHERE v.clear_error))
+         cleared AS (DELETE FROM post_meta WHERE meta_key = 'error_message' AND post_id IN (SELECT d.post_id FROM done d JOIN v ON v.post_id = d.post_id WHERE v.clear_error)),
+         -- A job's first result adds its words to the index row (built in JavaScript); the search
+         -- triggers then skip the row (its stmt is this statement's). A replaced result or a
+         -- cleared error leaves words to remove: the triggers rebuild those rows.
+         indexed AS (
+           UPDATE job_search s SET doc = s.doc || v.result_words::tsvector, stmt = statement_timestamp()
+           FROM done d JOIN v ON v.post_id = d.post_id
+           WHERE s.post_id = d.post_id AND v.result_words IS NOT NULL AND NOT v.clear_error
+             AND NOT EXISTS (SELECT 1 FROM post_meta m WHERE m.post_id = d.post_id AND m.meta_key = 'result'))
          SELECT * FROM done`,
-        [all.map((c) => c.postId), all.map((c) => c.token), all.map((c) => c.status), all.map((c) => c.result), all.map((c) => c.now), all.map((c) => c.clearError)],
+        [
+          all.map((c) => c.postId),
+          all.map((c) => c.token),
+          all.map((c) => c.status),
+          all.map((c) => c.result),
+          all.map((c) => c.now),
+          all.map((c) => c.clearError),
+          all.map((c) => (c.result === null ? null : postgresSearchRow('', { result: c.result }).tsv)),
+        ],
       )
       const byId = new Map(rows.map((row) => [Number(row.post_id), stateFromRow(row)]))
       for (const pending of batch) pending.resolve(pending.items.map((item) => byId.get(item.postId) ?? null))
