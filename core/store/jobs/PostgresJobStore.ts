@@ -232,24 +232,21 @@ export class PostgresJobStore implements JobStore {
   }
 
   async count(query: Omit<JobListQuery, 'sort' | 'limit' | 'offset' | 'after'>, cap: number): Promise<CountResult> {
-    const terms = searchTerms(query)
-    if (!terms) {
-      const [row] = await this.query<{ n: string }>(...Object.values(countSql(query, cap, 'postgres')) as [string, unknown[]])
+    type Run = (sql: string, values: unknown[]) => Promise<Record<string, unknown>[]>
+    const counted = async (run: Run, { sql, values }: { sql: string; values: unknown[] }): Promise<CountResult> => {
+      const [row] = await run(sql, values)
       return { n: Number(row?.n ?? 0), complete: true }
     }
+    const terms = searchTerms(query)
+    if (!terms) return counted((sql, values) => this.query(sql, values), countSql(query, cap, 'postgres'))
     return this.searchSession(async (run, client) => {
       const { few, density } = await this.fewMatches(terms, query.createdBy, run)
-      if (few) {
-        const [row] = await run(...(Object.values(postgresCountOf(query, terms, few)) as [string, unknown[]]))
-        return { n: Number(row?.n ?? 0), complete: true }
-      }
+      if (few) return counted(run, postgresCountOf(query, terms, few))
       // A common word: counted within a time budget, else the total is a lower bound (the page's).
       await client.query(`SET LOCAL statement_timeout = ${this.options.searchCountBudgetMs ?? SEARCH_COUNT_BUDGET_MS}`)
       try {
         // A word in most jobs reaches the cap soonest checked row by row; else as a set.
-        const check = density >= DENSE_SHARE ? 'perRow' : undefined
-        const [row] = await run(...(Object.values(countSql(query, cap, 'postgres', check)) as [string, unknown[]]))
-        return { n: Number(row?.n ?? 0), complete: true }
+        return await counted(run, countSql(query, cap, 'postgres', density >= DENSE_SHARE ? 'perRow' : undefined))
       } catch (error) {
         if ((error as { code?: string }).code === QUERY_CANCELED) return { n: 0, complete: false }
         throw error
