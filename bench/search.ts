@@ -213,7 +213,15 @@ async function measureCreates(path: CreatePath, bulk: number): Promise<CreateFig
       await jobpost.close()
     }
   }
-  if (!POSTGRES) for (const suffix of ['', '-wal', '-shm']) fs.rmSync(path_.join(path_.dirname(SQLITE_FILE), `bench-search-create-${process.pid}.sqlite${suffix}`), { force: true })
+  // The rounds' fresh database goes too.
+  if (POSTGRES) {
+    const admin = new pg.Client({ connectionString: POSTGRES })
+    await admin.connect()
+    await admin.query(`DROP DATABASE IF EXISTS jobpost_bench_search_create_${process.pid} WITH (FORCE)`)
+    await admin.end()
+  } else {
+    for (const suffix of ['', '-wal', '-shm']) fs.rmSync(path_.join(path_.dirname(SQLITE_FILE), `bench-search-create-${process.pid}.sqlite${suffix}`), { force: true })
+  }
   const withIndex = median(rounds.withIndex)
   const without = median(rounds.without)
   console.log(`  → ${label}: ${Math.round(withIndex)} vs ${Math.round(without)} jobs/s: the index costs ${((1 - withIndex / without) * 100).toFixed(1)}%`)
