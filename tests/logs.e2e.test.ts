@@ -1,11 +1,8 @@
-import fs from 'node:fs'
-import path from 'node:path'
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { DEFAULT_ADMIN_UI_DIST } from '../core/providers/admin-ui-provider/index.js'
 import { jobLogsFor } from '../core/logs/index.js'
 import { eventually, PASSWORD, startJobpost } from './support/harness.js'
-import { CHROMIUM_PATH, hasChromium, launchChromium, openPage, screenshot, type WatchedPage } from './e2e/support/browser.js'
+import { assertAdminUiBuilt, CHROMIUM_PATH, hasChromium, launchChromium, openPage, screenshot, signInAt, type WatchedPage } from './e2e/support/browser.js'
 import { registerLogProcessors } from './logs-fixtures/processors.js'
 
 if (!hasChromium) console.warn(`\n  ⚠ SKIPPED (job log drawer end-to-end): no Chromium at ${CHROMIUM_PATH}\n`)
@@ -18,7 +15,7 @@ describe.skipIf(!hasChromium)('the job drawer’s live log in headless Chromium'
   const email = 'logs-e2e@example.com'
 
   beforeAll(async () => {
-    if (!fs.existsSync(path.join(DEFAULT_ADMIN_UI_DIST, 'index.html'))) throw new Error('admin-ui/dist is missing: run `npm run build`')
+    assertAdminUiBuilt()
     jobpost = await startJobpost({ runWorker: true, workerPollMs: 100 })
     registerLogProcessors(jobpost.pluginHooks('logs-e2e'))
     await jobpost.auth.createUser({ email, password: PASSWORD, roles: ['administrator'] })
@@ -35,13 +32,7 @@ describe.skipIf(!hasChromium)('the job drawer’s live log in headless Chromium'
     watched ??= await openPage(browser, { width: 1280, height: 900 })
     const { page } = watched
     if (!page.url().includes('/admin/') || page.url().includes('/login')) {
-      await page.goto(`${jobpost.url}/admin/`)
-      await page.waitForURL(/\/admin\/login/)
-      await page.getByLabel('Email').fill(email)
-      await page.getByLabel('Password').fill(PASSWORD)
-      await page.getByRole('button', { name: 'Sign in' }).click()
-      await page.waitForURL((url) => !url.pathname.includes('/login'))
-      await page.locator('[data-test="connection"]', { hasText: 'Live' }).waitFor()
+      await signInAt(page, jobpost.url, '/', email)
     }
     await page.goto(`${jobpost.url}/admin/jobs?job=${jobId}`)
     await page.locator(`[data-test="drawer"][data-job-id="${jobId}"]`).waitFor()

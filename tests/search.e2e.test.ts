@@ -1,10 +1,7 @@
-import fs from 'node:fs'
-import path from 'node:path'
 import type { Browser } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Job } from '../core/contract.js'
-import { DEFAULT_ADMIN_UI_DIST } from '../core/providers/admin-ui-provider/index.js'
-import { CHROMIUM_PATH, hasChromium, launchChromium, openPage, screenshot } from './e2e/support/browser.js'
+import { assertAdminUiBuilt, CHROMIUM_PATH, hasChromium, launchChromium, openPage, screenshot, submitLogin } from './e2e/support/browser.js'
 import { PASSWORD, startJobpost } from './support/harness.js'
 import { callApi } from './e2e/support/api.js'
 
@@ -20,9 +17,7 @@ describe.skipIf(!hasChromium)('search in the admin UI, headless Chromium against
   const email = 'search-e2e@example.com'
 
   beforeAll(async () => {
-    if (!fs.existsSync(path.join(DEFAULT_ADMIN_UI_DIST, 'index.html'))) {
-      throw new Error('admin-ui/dist is missing: run `npm run build` (npm test does it first, in its pretest script)')
-    }
+    assertAdminUiBuilt()
     jobpost = await startJobpost()
     await jobpost.auth.createUser({ email, password: PASSWORD, roles: ['administrator'] })
     token = (await api<{ token: string }>('POST', '/auth/login', { email, password: PASSWORD }, false)).token
@@ -46,9 +41,7 @@ describe.skipIf(!hasChromium)('search in the admin UI, headless Chromium against
     }
     const { page, context, dialogs, problems } = await openPage(browser)
     await page.goto(`${jobpost.url}/admin/login`)
-    await page.getByLabel('Email').fill(email)
-    await page.getByLabel('Password').fill(PASSWORD)
-    await page.getByRole('button', { name: 'Sign in' }).click()
+    await submitLogin(page, email)
     await page.waitForURL((url) => !url.pathname.includes('/login'))
     await page.goto(`${jobpost.url}/admin/jobs`)
     await page.locator('[data-test="job-row"]').first().waitFor()

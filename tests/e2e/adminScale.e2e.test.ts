@@ -1,11 +1,8 @@
-import fs from 'node:fs'
-import path from 'node:path'
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { Job } from '../../core/contract.js'
-import { DEFAULT_ADMIN_UI_DIST } from '../../core/providers/admin-ui-provider/index.js'
 import { PASSWORD, startJobpost } from '../support/harness.js'
-import { CHROMIUM_PATH, hasChromium, launchChromium, openPage, screenshot, type WatchedPage } from './support/browser.js'
+import { assertAdminUiBuilt, CHROMIUM_PATH, hasChromium, launchChromium, openPage, screenshot, signInAt, submitLogin, type WatchedPage } from './support/browser.js'
 import { callApi } from './support/api.js'
 
 if (!hasChromium) {
@@ -32,9 +29,7 @@ describe.skipIf(!hasChromium)('the admin UI at scale and on every screen', { tim
   const routes = { notifications: false, bulk: false, runNow: false, series: false, sort: false, attempts: false, logs: false }
 
   beforeAll(async () => {
-    if (!fs.existsSync(path.join(DEFAULT_ADMIN_UI_DIST, 'index.html'))) {
-      throw new Error('admin-ui/dist is missing: run `npm run build` (npm test does it first, in its pretest script)')
-    }
+    assertAdminUiBuilt()
     jobpost = await startJobpost({ activePlugins: ['example-job-plugin'], runWorker: true })
     const user = await jobpost.auth.createUser({ email, password: PASSWORD, roles: ['administrator'] })
     adminId = user.id
@@ -86,13 +81,7 @@ describe.skipIf(!hasChromium)('the admin UI at scale and on every screen', { tim
   async function signIn(options: { width: number; height: number; scheme?: Scheme; path?: string }): Promise<Page> {
     watched = await openPage(browser, { width: options.width, height: options.height, colorScheme: options.scheme ?? 'light' })
     const { page } = watched
-    await page.goto(`${jobpost.url}/admin${options.path ?? '/'}`)
-    await page.waitForURL(/\/admin\/login/)
-    await page.getByLabel('Email').fill(email)
-    await page.getByLabel('Password').fill(PASSWORD)
-    await page.getByRole('button', { name: 'Sign in' }).click()
-    await page.waitForURL((url) => !url.pathname.includes('/login'))
-    await page.locator('[data-test="connection"]', { hasText: 'Live' }).waitFor()
+    await signInAt(page, jobpost.url, options.path ?? '/', email)
     return page
   }
 
@@ -539,9 +528,7 @@ describe.skipIf(!hasChromium)('the admin UI at scale and on every screen', { tim
     // A second tab of the same user (its own session) shows it too...
     const other = await watched!.context.newPage()
     await other.goto(`${jobpost.url}/admin/`)
-    await other.getByLabel('Email').fill(email)
-    await other.getByLabel('Password').fill(PASSWORD)
-    await other.getByRole('button', { name: 'Sign in' }).click()
+    await submitLogin(other, email)
     const otherCard = other.locator(`.job-queue [data-job-id="${failing.jobId}"]`)
     await otherCard.waitFor()
     await card.getByRole('button', { name: `Dismiss ${name}` }).click()

@@ -1,11 +1,8 @@
-import fs from 'node:fs'
-import path from 'node:path'
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { Job } from '../../core/contract.js'
-import { DEFAULT_ADMIN_UI_DIST } from '../../core/providers/admin-ui-provider/index.js'
 import { PASSWORD, startJobpost } from '../support/harness.js'
-import { CHROMIUM_PATH, hasChromium, launchChromium, openPage, screenshot, type WatchedPage } from './support/browser.js'
+import { assertAdminUiBuilt, CHROMIUM_PATH, hasChromium, launchChromium, openPage, screenshot, submitLogin, type WatchedPage } from './support/browser.js'
 import { callApi } from './support/api.js'
 
 if (!hasChromium) {
@@ -22,9 +19,7 @@ describe.skipIf(!hasChromium)('the admin UI in headless Chromium, against the re
   let watched: WatchedPage | undefined
 
   beforeAll(async () => {
-    if (!fs.existsSync(path.join(DEFAULT_ADMIN_UI_DIST, 'index.html'))) {
-      throw new Error('admin-ui/dist is missing: run `npm run build` (npm test does it first, in its pretest script)')
-    }
+    assertAdminUiBuilt()
     process.env.EXAMPLE_JOB_STEP_MS = '150'
     jobpost = await startJobpost({ activePlugins: ['example-job-plugin'] })
     await jobpost.auth.createUser({ email, password: PASSWORD, roles: ['administrator'] })
@@ -61,9 +56,7 @@ describe.skipIf(!hasChromium)('the admin UI in headless Chromium, against the re
     await page.waitForURL(/\/admin\/login/)
     // No notification stack on the login page.
     expect(await page.locator('.job-queue').count()).toBe(0)
-    await page.getByLabel('Email').fill(options.as ?? email)
-    await page.getByLabel('Password').fill(PASSWORD)
-    await page.getByRole('button', { name: 'Sign in' }).click()
+    await submitLogin(page, options.as ?? email)
     await page.waitForURL((url) => !url.pathname.includes('/login'))
     await page.locator('[data-test="connection"]', { hasText: 'Live' }).waitFor()
     return page
@@ -76,9 +69,7 @@ describe.skipIf(!hasChromium)('the admin UI in headless Chromium, against the re
     const { page } = watched
     await page.goto(`${jobpost.url}/admin/jobs`)
     await page.waitForURL(/\/admin\/login\?redirect=/)
-    await page.getByLabel('Email').fill(email)
-    await page.getByLabel('Password').fill('not the password')
-    await page.getByRole('button', { name: 'Sign in' }).click()
+    await submitLogin(page, email, 'not the password')
     await page.locator('[data-test="login-error"]', { hasText: 'Wrong email or password.' }).waitFor()
     await page.getByLabel('Password').fill(PASSWORD)
     await page.getByRole('button', { name: 'Sign in' }).click()

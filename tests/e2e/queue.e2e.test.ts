@@ -1,12 +1,9 @@
-import fs from 'node:fs'
-import path from 'node:path'
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { Job } from '../../core/contract.js'
 import { UnrecoverableError } from '../../core/errors.js'
-import { DEFAULT_ADMIN_UI_DIST } from '../../core/providers/admin-ui-provider/index.js'
 import { eventually, PASSWORD, startJobpost } from '../support/harness.js'
-import { CHROMIUM_PATH, hasChromium, launchChromium, openPage, screenshot, type WatchedPage } from './support/browser.js'
+import { assertAdminUiBuilt, CHROMIUM_PATH, hasChromium, launchChromium, openPage, screenshot, signInAt, submitLogin, type WatchedPage } from './support/browser.js'
 import { callApi } from './support/api.js'
 
 if (!hasChromium) {
@@ -28,9 +25,7 @@ describe.skipIf(!hasChromium)('the Queue view and the chain drawing, in headless
   const pages: WatchedPage[] = []
 
   beforeAll(async () => {
-    if (!fs.existsSync(path.join(DEFAULT_ADMIN_UI_DIST, 'index.html'))) {
-      throw new Error('admin-ui/dist is missing: run `npm run build` (npm test does it first, in its pretest script)')
-    }
+    assertAdminUiBuilt()
     jobpost = await startJobpost()
     await jobpost.auth.createUser({ email, password: PASSWORD, roles: ['administrator'] })
     token = (await api<{ token: string }>('POST', '/auth/login', { email, password: PASSWORD }, false)).token
@@ -55,13 +50,7 @@ describe.skipIf(!hasChromium)('the Queue view and the chain drawing, in headless
     const watched = await openPage(browser, { width: 1280, height: 860 })
     pages.push(watched)
     const { page } = watched
-    await page.goto(`${jobpost.url}/admin${to}`)
-    await page.waitForURL(/\/admin\/login/)
-    await page.getByLabel('Email').fill(email)
-    await page.getByLabel('Password').fill(PASSWORD)
-    await page.getByRole('button', { name: 'Sign in' }).click()
-    await page.waitForURL((url) => !url.pathname.includes('/login'))
-    await page.locator('[data-test="connection"]', { hasText: 'Live' }).waitFor()
+    await signInAt(page, jobpost.url, to, email)
     return page
   }
 
@@ -156,9 +145,7 @@ describe.skipIf(!hasChromium)('the Queue view and the chain drawing, in headless
     const { page } = watched
     await page.goto(`${jobpost.url}/admin/queue?type=narrow-render`)
     await page.waitForURL(/\/admin\/login/)
-    await page.getByLabel('Email').fill(email)
-    await page.getByLabel('Password').fill(PASSWORD)
-    await page.getByRole('button', { name: 'Sign in' }).click()
+    await submitLogin(page, email)
     await page.locator('[data-test="queue-row"]').first().waitFor()
     await screenshot(page, 'queue-view-narrow.png')
     const wide = await page.evaluate(() =>
@@ -180,9 +167,7 @@ describe.skipIf(!hasChromium)('the Queue view and the chain drawing, in headless
     const { page } = watched
     await page.goto(`${jobpost.url}/admin/queue?type=editor-render`)
     await page.waitForURL(/\/admin\/login/)
-    await page.getByLabel('Email').fill('queue-editor@example.com')
-    await page.getByLabel('Password').fill(PASSWORD)
-    await page.getByRole('button', { name: 'Sign in' }).click()
+    await submitLogin(page, 'queue-editor@example.com')
     await showsOrder(page, ['Seen, not moved'])
     expect(await page.locator('[data-test="queue-row"]').getAttribute('draggable')).toBe('false')
     expect(await page.locator('[data-test="move-up"], [data-test="move-top"]').count()).toBe(0)

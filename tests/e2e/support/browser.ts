@@ -1,6 +1,8 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import { DEFAULT_ADMIN_UI_DIST } from '../../../core/providers/admin-ui-provider/index.js'
+import { PASSWORD } from '../../support/harness.js'
 
 export const CHROMIUM_PATH = '/usr/bin/chromium'
 export const hasChromium = fs.existsSync(CHROMIUM_PATH)
@@ -66,4 +68,27 @@ export async function screenshot(page: Page, name: string): Promise<string> {
   const file = path.join(ARTIFACTS_DIR, name)
   await page.screenshot({ path: file })
   return file
+}
+
+/** Fails clearly when the admin UI is not built (the server would have nothing to serve). */
+export function assertAdminUiBuilt(): void {
+  if (!fs.existsSync(path.join(DEFAULT_ADMIN_UI_DIST, 'index.html'))) {
+    throw new Error('admin-ui/dist is missing: run `npm run build` (npm test does it first, in its pretest script)')
+  }
+}
+
+/** Fills the admin's login form (the page shows it) and submits it. */
+export async function submitLogin(page: Page, email: string, password = PASSWORD): Promise<void> {
+  await page.getByLabel('Email').fill(email)
+  await page.getByLabel('Password').fill(password)
+  await page.getByRole('button', { name: 'Sign in' }).click()
+}
+
+/** Opens `/admin<to>` signed out, is sent to the login page, signs in, and waits until the admin is live. */
+export async function signInAt(page: Page, baseUrl: string, to: string, email: string): Promise<void> {
+  await page.goto(`${baseUrl}/admin${to}`)
+  await page.waitForURL(/\/admin\/login/)
+  await submitLogin(page, email)
+  await page.waitForURL((url) => !url.pathname.includes('/login'))
+  await page.locator('[data-test="connection"]', { hasText: 'Live' }).waitFor()
 }
