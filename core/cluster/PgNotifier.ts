@@ -1,5 +1,6 @@
 import pg from 'pg'
 import type { Logger } from '../logger.js'
+import { collapseEvent } from './pendingEvents.js'
 
 /** What one instance tells the others about a job: its id and what kind of change happened. */
 export type ClusterEventKind = 'change' | 'progress' | 'deleted'
@@ -36,13 +37,10 @@ export const LISTEN_APPLICATION_NAME = 'jobpost-listen'
 
 /** PostgreSQL limits a NOTIFY payload to 8000 bytes; stay under it. */
 const MAX_PAYLOAD_BYTES = 7500
-/** Events kept while disconnected; beyond this the oldest are dropped (clients re-read on reconnect). */
-const MAX_PENDING = 10_000
 const KIND_CODE: Record<ClusterEventKind, string> = { change: 'c', progress: 'p', deleted: 'd' }
 /** `w` is a change that made the job claimable. */
 const CLAIMABLE_CODE = 'w'
 const CODE_KIND: Record<string, ClusterEventKind> = { c: 'change', w: 'change', p: 'progress', d: 'deleted' }
-const KIND_RANK: Record<ClusterEventKind, number> = { progress: 0, change: 1, deleted: 2 }
 
 /** Wire format: `{"s": sender, "e": [[jobId, kindCode, createdBy?], ...]}`. */
 interface Payload {
@@ -85,12 +83,7 @@ export class PgNotifier {
   /** Queues an event for the other instances (sent within flushMs, collapsed per job). */
   publish(event: ClusterEvent): void {
     if (this.closed) return
-    const previous = this.pending.get(event.jobId)
-    if (!previous || KIND_RANK[event.kind] >= KIND_RANK[previous.kind]) {
-      const claimable = (event.claimable || previous?.claimable) && event.kind !== 'deleted'
-      this.pending.set(event.jobId, claimable ? { ...event, claimable } : event)
-    }
-    if (this.pending.size > MAX_PENDING) this.pending.delete(this.pending.keys().next().value!)
+    collapseEvent(this.pending, event)
     if (!this.flushTimer && this.connected) {
       this.flushTimer = setTimeout(() => {
         this.flushTimer = undefined

@@ -2,6 +2,7 @@ import type { Knex } from 'knex'
 import type { Clock } from '../clock.js'
 import type { Logger } from '../logger.js'
 import type { ClusterEvent } from './PgNotifier.js'
+import { collapseEvent } from './pendingEvents.js'
 
 export interface SqliteOutboxOptions {
   knex: Knex
@@ -20,9 +21,7 @@ export interface SqliteOutboxOptions {
 }
 
 const KIND_CODE: Record<ClusterEvent['kind'], string> = { change: 'c', progress: 'p', deleted: 'd' }
-const KIND_RANK: Record<ClusterEvent['kind'], number> = { progress: 0, change: 1, deleted: 2 }
 const READ_BATCH = 1000
-const MAX_PENDING = 10_000
 
 /**
  * Job events between processes on one SQLite file (what LISTEN/NOTIFY does on PostgreSQL): each
@@ -65,12 +64,7 @@ export class SqliteOutbox {
   /** Queues an event for the other processes (written within flushMs, collapsed per job). */
   publish(event: ClusterEvent): void {
     if (this.closed) return
-    const previous = this.pending.get(event.jobId)
-    if (!previous || KIND_RANK[event.kind] >= KIND_RANK[previous.kind]) {
-      const claimable = (event.claimable || previous?.claimable) && event.kind !== 'deleted'
-      this.pending.set(event.jobId, claimable ? { ...event, claimable } : event)
-    }
-    if (this.pending.size > MAX_PENDING) this.pending.delete(this.pending.keys().next().value!)
+    collapseEvent(this.pending, event)
     if (!this.flushTimer) {
       this.flushTimer = setTimeout(() => {
         this.flushTimer = undefined
