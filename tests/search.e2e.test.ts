@@ -1,8 +1,8 @@
 import type { Browser } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Job } from '../core/contract.js'
-import { assertAdminUiBuilt, CHROMIUM_PATH, hasChromium, launchChromium, openPage, screenshot, submitLogin } from './e2e/support/browser.js'
-import { PASSWORD, startJobpost } from './support/harness.js'
+import { CHROMIUM_PATH, hasChromium, openPage, screenshot, startWithAdmin, submitLogin } from './e2e/support/browser.js'
+import type { startJobpost } from './support/harness.js'
 import { callApi } from './e2e/support/api.js'
 
 if (!hasChromium) {
@@ -17,11 +17,7 @@ describe.skipIf(!hasChromium)('search in the admin UI, headless Chromium against
   const email = 'search-e2e@example.com'
 
   beforeAll(async () => {
-    assertAdminUiBuilt()
-    jobpost = await startJobpost()
-    await jobpost.auth.createUser({ email, password: PASSWORD, roles: ['administrator'] })
-    token = (await api<{ token: string }>('POST', '/auth/login', { email, password: PASSWORD }, false)).token
-    browser = await launchChromium()
+    ;({ jobpost, token, browser } = await startWithAdmin(email))
   })
   afterAll(async () => {
     await browser?.close()

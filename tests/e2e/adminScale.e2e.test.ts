@@ -1,8 +1,8 @@
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { Job } from '../../core/contract.js'
-import { PASSWORD, startJobpost } from '../support/harness.js'
-import { assertAdminUiBuilt, CHROMIUM_PATH, hasChromium, launchChromium, openPage, screenshot, signInAt, submitLogin, type WatchedPage } from './support/browser.js'
+import type { startJobpost } from '../support/harness.js'
+import { CHROMIUM_PATH, hasChromium, openPage, screenshot, signInAt, startWithAdmin, submitLogin, type WatchedPage } from './support/browser.js'
 import { callApi } from './support/api.js'
 
 if (!hasChromium) {
@@ -29,12 +29,7 @@ describe.skipIf(!hasChromium)('the admin UI at scale and on every screen', { tim
   const routes = { notifications: false, bulk: false, runNow: false, series: false, sort: false, attempts: false, logs: false }
 
   beforeAll(async () => {
-    assertAdminUiBuilt()
-    jobpost = await startJobpost({ activePlugins: ['example-job-plugin'], runWorker: true })
-    const user = await jobpost.auth.createUser({ email, password: PASSWORD, roles: ['administrator'] })
-    adminId = user.id
-    token = (await api<{ token: string }>('POST', '/auth/login', { email, password: PASSWORD }, false)).token
-    browser = await launchChromium()
+    ;({ jobpost, adminId, token, browser } = await startWithAdmin(email, { activePlugins: ['example-job-plugin'], runWorker: true }))
     const probe = await createJob({ name: 'Probe', type: 'probe', showNotification: false })
     const exists = async (method: string, route: string, body?: unknown) => {
       const res = await raw(method, route, body)

@@ -2,7 +2,7 @@ import type { Browser, Page } from 'playwright-core'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { Job } from '../../core/contract.js'
 import { PASSWORD, startJobpost } from '../support/harness.js'
-import { assertAdminUiBuilt, CHROMIUM_PATH, hasChromium, launchChromium, openPage, screenshot, submitLogin, type WatchedPage } from './support/browser.js'
+import { CHROMIUM_PATH, hasChromium, openPage, screenshot, startWithAdmin, submitLogin, type WatchedPage } from './support/browser.js'
 import { callApi } from './support/api.js'
 
 if (!hasChromium) {
@@ -19,12 +19,8 @@ describe.skipIf(!hasChromium)('the admin UI in headless Chromium, against the re
   let watched: WatchedPage | undefined
 
   beforeAll(async () => {
-    assertAdminUiBuilt()
     process.env.EXAMPLE_JOB_STEP_MS = '150'
-    jobpost = await startJobpost({ activePlugins: ['example-job-plugin'] })
-    await jobpost.auth.createUser({ email, password: PASSWORD, roles: ['administrator'] })
-    token = (await api<{ token: string }>('POST', '/auth/login', { email, password: PASSWORD }, false)).token
-    browser = await launchChromium()
+    ;({ jobpost, token, browser } = await startWithAdmin(email, { activePlugins: ['example-job-plugin'] }))
   })
 
   afterAll(async () => {

@@ -3,7 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { Job } from '../../core/contract.js'
 import { UnrecoverableError } from '../../core/errors.js'
 import { eventually, PASSWORD, startJobpost } from '../support/harness.js'
-import { assertAdminUiBuilt, CHROMIUM_PATH, hasChromium, launchChromium, openPage, screenshot, signInAt, submitLogin, type WatchedPage } from './support/browser.js'
+import { CHROMIUM_PATH, hasChromium, openPage, screenshot, signInAt, startWithAdmin, submitLogin, type WatchedPage } from './support/browser.js'
 import { callApi } from './support/api.js'
 
 if (!hasChromium) {
@@ -25,11 +25,7 @@ describe.skipIf(!hasChromium)('the Queue view and the chain drawing, in headless
   const pages: WatchedPage[] = []
 
   beforeAll(async () => {
-    assertAdminUiBuilt()
-    jobpost = await startJobpost()
-    await jobpost.auth.createUser({ email, password: PASSWORD, roles: ['administrator'] })
-    token = (await api<{ token: string }>('POST', '/auth/login', { email, password: PASSWORD }, false)).token
-    browser = await launchChromium()
+    ;({ jobpost, token, browser } = await startWithAdmin(email))
   })
   afterAll(async () => {
     await browser?.close()

@@ -2,7 +2,8 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
 import { DEFAULT_ADMIN_UI_DIST } from '../../../core/providers/admin-ui-provider/index.js'
-import { PASSWORD } from '../../support/harness.js'
+import { PASSWORD, startJobpost } from '../../support/harness.js'
+import { callApi } from './api.js'
 
 export const CHROMIUM_PATH = '/usr/bin/chromium'
 export const hasChromium = fs.existsSync(CHROMIUM_PATH)
@@ -91,4 +92,19 @@ export async function signInAt(page: Page, baseUrl: string, to: string, email: s
   await submitLogin(page, email)
   await page.waitForURL((url) => !url.pathname.includes('/login'))
   await page.locator('[data-test="connection"]', { hasText: 'Live' }).waitFor()
+}
+
+/**
+ * A served Jobpost with an administrator (`email`, PASSWORD), that administrator's API token, and
+ * a headless Chromium: what each admin end-to-end suite starts from.
+ */
+export async function startWithAdmin(
+  email: string,
+  overrides: Parameters<typeof startJobpost>[0] = {},
+): Promise<{ jobpost: Awaited<ReturnType<typeof startJobpost>>; adminId: number; token: string; browser: Browser }> {
+  assertAdminUiBuilt()
+  const jobpost = await startJobpost(overrides)
+  const user = await jobpost.auth.createUser({ email, password: PASSWORD, roles: ['administrator'] })
+  const { token } = await callApi<{ token: string }>(jobpost.url, undefined, 'POST', '/auth/login', { email, password: PASSWORD })
+  return { jobpost, adminId: user.id, token, browser: await launchChromium() }
 }
